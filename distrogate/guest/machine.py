@@ -1,0 +1,292 @@
+"""``Machine``: the verbs a suite uses on a VM, all over the guest agent, all bounded.
+
+Modelled on the NixOS test driver: ``execute`` runs and reports; ``succeed`` and ``fail``
+assert; ``wait_until_succeeds`` and ``wait_for_unit`` retry within a deadline. Assertions
+about the image raise :class:`GuestCommandFailed` (an AssertionError, so the test *fails*);
+a broken lab or agent raises :class:`GuestError` (the test *errors*).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import shlex
+import time
+from pathlib import Path
+from typing import Any, Protocol
+
+from distrogate.errors import GuestCommandFailed, GuestError, GuestTimeout
+from distrogate.guest.agent import Agent, ExecResult, guest_exec
+from distrogate.retry import retry_until
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1 << 20
+Command = str | list[str]
+
+
+class GuestHandle(Protocol):
+    """What a Machine needs from the VM underneath (implemented by ``lab.vm.VM``)."""
+
+    name: str
+    console_log: Path
+
+    def agent(self) -> Agent:
+        """The guest agent of the running domain."""
+
+    def power_off_hard(self) -> None:
+        """Cut the power (no shutdown)."""
+
+    def power_on(self) -> None:
+        """Boot the VM again from its current disk."""
+
+    def is_running(self) -> bool:
+        """Whether the domain is running."""
+
+    def boot_problem(self) -> str | None:
+        """A reason the guest cannot come up (kernel panic seen on the console), or None."""
+
+
+class Machine:
+    """A booted VM and its verbs. Every verb takes a timeout in seconds."""
+
+    def __init__(self, handle: GuestHandle, *, image: Any = None) -> None:
+        self.handle = handle
+        self.name = handle.name
+        self.image = image
+
+    def __repr__(self) -> str:
+        return f"<Machine {self.name}>"
+
+    @property
+    def console_log(self) -> Path:
+        """The file the guest's serial console is captured to."""
+        return self.handle.console_log
+
+    # -- running commands -------------------------------------------------------------------
+    def execute(self, command: Command, *, timeout: float = 120, stdin: bytes | None = None,
+                env: dict[str, str] | None = None) -> ExecResult:
+        """Run ``command`` (a shell string, or an argv list run without a shell).
+
+        Returns the exact exit code and output bytes; never raises for a non-zero exit.
+        Raises :class:`GuestCommandFailed` if it does not finish within ``timeout`` (the
+        process is killed), :class:`GuestError` if the agent does not answer.
+        """
+        argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        started = time.monotonic()
+        result = guest_exec(self.handle.agent(), argv, timeout=timeout, stdin=stdin, env=env,
+                            name=self.name)
+        elapsed = time.monotonic() - started
+        if result is None:
+            raise GuestCommandFailed(
+                f"{self.name}: `{_show(command)}` did not finish within {timeout:g}s (killed)")
+        log.debug("%s: `%s` -> %d (%.2fs)", self.name, _show(command), result.exit_code, elapsed)
+        return result
+
+    def succeed(self, command: Command, *, timeout: float = 120, stdin: bytes | None = None,
+                env: dict[str, str] | None = None) -> str:
+        """Run ``command``; require exit code 0; return its standard output as text."""
+        result = self.execute(command, timeout=timeout, stdin=stdin, env=env)
+        if result.exit_code != 0:
+            raise GuestCommandFailed(
+                f"{self.name}: `{_show(command)}` exited {result.exit_code}, expected 0; "
+                f"stderr: {_tail(result.stderr_text)!r}; stdout: {_tail(result.stdout_text)!r}")
+        return result.stdout_text
+
+    def fail(self, command: Command, *, timeout: float = 120, stdin: bytes | None = None,
+             env: dict[str, str] | None = None) -> str:
+        """Run ``command``; require a non-zero exit code; return standard output and error."""
+        result = self.execute(command, timeout=timeout, stdin=stdin, env=env)
+        if result.exit_code == 0:
+            raise GuestCommandFailed(
+                f"{self.name}: `{_show(command)}` succeeded, expected failure; "
+                f"stdout: {_tail(result.stdout_text)!r}")
+        return result.stdout_text + result.stderr_text
+
+    def wait_until_succeeds(self, command: Command, *, timeout: float = 120,
+                            interval: float = 1.0) -> str:
+        """Run ``command`` repeatedly until it exits 0 (return its output) or time runs out.
+
+        Running out of time is an assertion failure: the state never came about.
+        """
+        deadline = time.monotonic() + timeout
+        last: list[ExecResult] = []
+
+        def attempt() -> str | None:
+            remaining = max(1.0, deadline - time.monotonic())
+            result = self.execute(command, timeout=remaining)
+            last[:] = [result]
+            return result.stdout_text if result.exit_code == 0 else None
+
+        try:
+            return retry_until(attempt, timeout=timeout, interval=interval,
+                               what=f"{self.name}: `{_show(command)}`")
+        except GuestTimeout:
+            detail = f"; last exit {last[0].exit_code}, stderr {_tail(last[0].stderr_text)!r}" \
+                if last else ""
+            raise GuestCommandFailed(
+                f"{self.name}: `{_show(command)}` never succeeded within {timeout:g}s{detail}"
+            ) from None
+
+    def wait_until_fails(self, command: Command, *, timeout: float = 120,
+                         interval: float = 1.0) -> str:
+        """Run ``command`` repeatedly until it exits non-zero, within ``timeout``."""
+        def attempt() -> str | None:
+            result = self.execute(command, timeout=timeout)
+            return result.stdout_text + result.stderr_text if result.exit_code != 0 else None
+
+        try:
+            return retry_until(attempt, timeout=timeout, interval=interval,
+                               what=f"{self.name}: `{_show(command)}`")
+        except GuestTimeout:
+            raise GuestCommandFailed(
+                f"{self.name}: `{_show(command)}` kept succeeding for {timeout:g}s") from None
+
+    def wait_for_unit(self, unit: str, *, timeout: float = 120) -> None:
+        """Wait until systemd ``unit`` is active; a unit that enters *failed* fails at once."""
+        query = ["systemctl", "show", "--property=ActiveState,SubState,LoadState", "--", unit]
+
+        def attempt() -> bool | None:
+            props = dict(line.partition("=")[::2] for line in self.succeed(query).splitlines())
+            if props.get("LoadState") == "not-found":
+                raise GuestCommandFailed(f"{self.name}: unit {unit} does not exist")
+            if props.get("ActiveState") == "failed":
+                journal = self.execute(["journalctl", "-u", unit, "-n", "20", "--no-pager"])
+                raise GuestCommandFailed(f"{self.name}: unit {unit} failed: "
+                                         f"{_tail(journal.stdout_text, 600)!r}")
+            return True if props.get("ActiveState") == "active" else None
+
+        try:
+            retry_until(attempt, timeout=timeout, what=f"{self.name}: unit {unit} active")
+        except GuestTimeout:
+            raise GuestCommandFailed(
+                f"{self.name}: unit {unit} not active within {timeout:g}s") from None
+
+    def systemctl(self, args: str, *, timeout: float = 120) -> ExecResult:
+        """Run ``systemctl ARGS`` and return the result (no assertion)."""
+        return self.execute(["systemctl", *shlex.split(args)], timeout=timeout)
+
+    # -- files -------------------------------------------------------------------------------
+    def write_file(self, guest_path: str, data: bytes, *, mode: int = 0o644,
+                   timeout: float = 300) -> None:
+        """Write ``data`` to ``guest_path`` byte-exact, in chunks through the agent."""
+        agent = self.handle.agent()
+        deadline = time.monotonic() + timeout
+        handle = agent.command("guest-file-open", {"path": guest_path, "mode": "wb"}, timeout=30)
+        try:
+            for offset in range(0, len(data), CHUNK):
+                self._check_deadline(deadline, f"write {guest_path}")
+                agent.command("guest-file-write", {
+                    "handle": handle,
+                    "buf-b64": base64.b64encode(data[offset:offset + CHUNK]).decode()},
+                    timeout=60)
+        finally:
+            agent.command("guest-file-close", {"handle": handle}, timeout=30)
+        self.succeed(["chmod", f"{mode:o}", guest_path], timeout=30)
+
+    def read_file(self, guest_path: str, *, timeout: float = 300) -> bytes:
+        """Read ``guest_path`` byte-exact through the agent."""
+        agent = self.handle.agent()
+        deadline = time.monotonic() + timeout
+        try:
+            handle = agent.command("guest-file-open", {"path": guest_path, "mode": "rb"},
+                                   timeout=30)
+        except GuestError as exc:
+            if "No such file" in str(exc):
+                raise GuestCommandFailed(f"{self.name}: {guest_path}: no such file") from None
+            raise
+        chunks = []
+        try:
+            while True:
+                self._check_deadline(deadline, f"read {guest_path}")
+                reply = agent.command("guest-file-read", {"handle": handle, "count": CHUNK},
+                                      timeout=60)
+                chunks.append(base64.b64decode(reply.get("buf-b64", "")))
+                if reply.get("eof") or reply.get("count", 0) == 0:
+                    break
+        finally:
+            agent.command("guest-file-close", {"handle": handle}, timeout=30)
+        return b"".join(chunks)
+
+    def copy_to(self, local: Path, guest_path: str, *, timeout: float = 300) -> None:
+        """Copy the host file ``local`` into the guest at ``guest_path`` (mode preserved)."""
+        self.write_file(guest_path, local.read_bytes(), mode=local.stat().st_mode & 0o7777,
+                        timeout=timeout)
+
+    def copy_from(self, guest_path: str, local: Path, *, timeout: float = 300) -> None:
+        """Copy ``guest_path`` from the guest to the host file ``local``."""
+        local.parent.mkdir(parents=True, exist_ok=True)
+        local.write_bytes(self.read_file(guest_path, timeout=timeout))
+
+    # -- power ------------------------------------------------------------------------------
+    def wait_for_agent(self, *, timeout: float = 240) -> None:
+        """Wait until the guest agent answers; fail fast if the console shows a panic."""
+        def attempt() -> bool | None:
+            problem = self.handle.boot_problem()
+            if problem:
+                raise GuestError(f"{self.name}: {problem}", self.console_log)
+            if not self.handle.is_running():
+                raise GuestError(f"{self.name}: the VM stopped while booting", self.console_log)
+            try:
+                self.handle.agent().command("guest-ping", timeout=2)
+                return True
+            except GuestError:
+                return None
+
+        retry_until(attempt, timeout=timeout, interval=0.25,
+                    what=f"{self.name}: guest agent answering", console_log=self.console_log)
+
+    def boot_id(self) -> str:
+        """The guest kernel's boot id (changes with every boot)."""
+        return self.read_file("/proc/sys/kernel/random/boot_id", timeout=30).decode().strip()
+
+    def reboot(self, *, timeout: float = 240) -> None:
+        """Reboot the guest cleanly and wait until the agent answers from the new boot."""
+        before = self.boot_id()
+        try:
+            self.handle.agent().command("guest-shutdown", {"mode": "reboot"}, timeout=5)
+        except GuestError:
+            pass  # the agent may go away before it answers
+
+        def attempt() -> bool | None:
+            try:
+                return True if self.boot_id() != before else None
+            except GuestError:
+                if self.handle.boot_problem():
+                    raise
+                return None
+
+        retry_until(attempt, timeout=timeout, interval=0.5,
+                    what=f"{self.name}: reboot", console_log=self.console_log)
+
+    def shutdown(self, *, timeout: float = 120) -> None:
+        """Power the guest off cleanly and wait until the VM has stopped."""
+        try:
+            self.handle.agent().command("guest-shutdown", {"mode": "powerdown"}, timeout=5)
+        except GuestError:
+            pass
+        retry_until(lambda: True if not self.handle.is_running() else None, timeout=timeout,
+                    what=f"{self.name}: shutdown", console_log=self.console_log)
+
+    def crash(self) -> None:
+        """Cut the power at once, as a failing host would (no shutdown, no sync)."""
+        self.handle.power_off_hard()
+
+    def start(self, *, timeout: float = 240) -> None:
+        """Boot a stopped (shut down or crashed) VM from its disk and wait for the agent."""
+        self.handle.power_on()
+        self.wait_for_agent(timeout=timeout)
+
+    def _check_deadline(self, deadline: float, what: str) -> None:
+        if time.monotonic() > deadline:
+            raise GuestTimeout(f"{self.name}: {what}: out of time", self.console_log)
+
+
+def _show(command: Command) -> str:
+    text = command if isinstance(command, str) else shlex.join(command)
+    return text if len(text) <= 160 else text[:157] + "..."
+
+
+def _tail(text: str, limit: int = 300) -> str:
+    text = text.strip()
+    return text if len(text) <= limit else "..." + text[-limit:]

@@ -1,0 +1,1 @@
+"""Image specs, builds, the artifact store and external image intake."""

@@ -1,0 +1,90 @@
+"""An image ready to boot: a built one (direct kernel boot) or an imported one (firmware)."""
+
+from __future__ import annotations
+
+import enum
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from distrogate.errors import InputError
+
+
+class BootMode(enum.StrEnum):
+    """How a VM starts from this image."""
+
+    DIRECT = "direct"  # the image's own kernel and initrd, passed by the hypervisor
+    FIRMWARE = "firmware"  # UEFI firmware, the image's bootloader, cloud-init NoCloud seed
+
+
+@dataclass(frozen=True)
+class ImageArtifact:
+    """A bootable image and what is known about it (from ``manifest.json``)."""
+
+    name: str
+    directory: Path
+    disk: Path
+    disk_format: str
+    boot: BootMode
+    manifest: dict[str, Any]
+
+    @property
+    def digest(self) -> str:
+        """SHA-256 of the disk file's bytes."""
+        return str(self.manifest["disk"]["sha256"])
+
+    @property
+    def kernel(self) -> Path | None:
+        """The kernel for direct boot (built images only)."""
+        return self.directory / "vmlinuz" if self.boot is BootMode.DIRECT else None
+
+    @property
+    def initrd(self) -> Path | None:
+        """The initrd for direct boot (built images only)."""
+        return self.directory / "initrd.img" if self.boot is BootMode.DIRECT else None
+
+    @property
+    def cmdline(self) -> str:
+        """The kernel command line for direct boot."""
+        return str(self.manifest.get("cmdline", ""))
+
+    @property
+    def release(self) -> str:
+        """The distribution release (os-release VERSION_CODENAME), or "unknown"."""
+        return str(self.manifest.get("release") or "unknown")
+
+    @property
+    def glibc(self) -> str:
+        """The glibc (libc6) version, or "unknown"."""
+        return str(self.manifest.get("glibc") or "unknown")
+
+    @property
+    def kernel_version(self) -> str:
+        """The kernel version, or "unknown"."""
+        return str(self.manifest.get("kernel") or "unknown")
+
+    def summary(self) -> dict[str, str]:
+        """Name, digest, release, glibc and kernel: how reports identify an image."""
+        return {"name": self.name, "digest": self.digest, "release": self.release,
+                "glibc": self.glibc, "kernel": self.kernel_version, "boot": str(self.boot)}
+
+    @classmethod
+    def load(cls, directory: Path) -> ImageArtifact:
+        """Read an artifact from its store directory."""
+        manifest_path = directory / "manifest.json"
+        try:
+            manifest = json.loads(manifest_path.read_text())
+        except (OSError, ValueError) as exc:
+            raise InputError(f"{manifest_path}: unreadable image manifest: {exc}") from None
+        disk = Path(manifest["disk"]["path"])
+        if not disk.is_absolute():
+            disk = directory / disk
+        return cls(
+            name=str(manifest["name"]),
+            directory=directory,
+            disk=disk,
+            disk_format=str(manifest["disk"]["format"]),
+            boot=BootMode(manifest["boot"]),
+            manifest=manifest,
+        )

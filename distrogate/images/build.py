@@ -1,0 +1,191 @@
+"""Build an image spec into a cached artifact (qcow2, kernel, initrd, manifest.json).
+
+A spec without ``base`` is bootstrapped with mmdebstrap from the host's own apt configuration;
+a derived spec starts from its base's cached tree and applies only its own additions. The cache
+key is the resolved spec's digest, so the second build of the same spec is a lookup.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from distrogate import paths, proc
+from distrogate.errors import InputError
+from distrogate.fsutil import atomic_write_json, sha256_file
+from distrogate.images.aptsource import debian_mirror
+from distrogate.images.artifact import BootMode, ImageArtifact
+from distrogate.images.chroot import chroot_run
+from distrogate.images.disk import build_disk, find_boot_files, kernel_cmdline
+from distrogate.images.spec import ImageSpec
+from distrogate.locking import file_lock
+from distrogate.logsteps import step
+
+log = logging.getLogger(__name__)
+
+MMDEBSTRAP_TIMEOUT = 1800
+COMMAND_TIMEOUT = 900
+ROOTFS_TAR = "rootfs.tar"
+
+
+def artifact_dir(spec: ImageSpec, store: Path | None = None) -> Path:
+    """Where the artifact for ``spec`` lives in the store."""
+    return (store or paths.image_store()) / spec.digest
+
+
+def cached(spec: ImageSpec, store: Path | None = None) -> ImageArtifact | None:
+    """The cached artifact for ``spec``, or None."""
+    directory = artifact_dir(spec, store)
+    if (directory / "manifest.json").is_file():
+        return ImageArtifact.load(directory)
+    return None
+
+
+def build_image(spec: ImageSpec, store: Path | None = None) -> ImageArtifact:
+    """Return the artifact for ``spec``, building it (and its bases) if it is not cached.
+
+    Safe to call from several processes at once: one builds, the others wait and reuse.
+    """
+    store = store or paths.image_store()
+    hit = cached(spec, store)
+    if hit is not None:
+        log.info("image %s: cache hit %s", spec.name, spec.digest[:12])
+        return hit
+    with file_lock(store / f".{spec.digest}.lock", timeout=3600, what=f"build of {spec.name}"):
+        hit = cached(spec, store)
+        if hit is not None:
+            return hit
+        if spec.base is not None:
+            build_image(spec.base, store)
+        with step("build image %s (%s, %s)", spec.name, spec.release, spec.digest[:12]):
+            return _build(spec, store)
+
+
+def _build(spec: ImageSpec, store: Path) -> ImageArtifact:
+    final = artifact_dir(spec, store)
+    work = store / f".tmp-{spec.digest}"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    root = work / "root"
+    started = time.monotonic()
+    try:
+        if spec.base is None:
+            _bootstrap(spec, root)
+            packages, files, commands = (), spec.files, spec.commands
+        else:
+            with step("unpack base tree %s", spec.base.name):
+                root.mkdir()
+                proc.run(["tar", "-C", root, "--numeric-owner", "--xattrs", "-xf",
+                          artifact_dir(spec.base, store) / ROOTFS_TAR], timeout=600)
+            packages, files, commands = spec.delta_from_base()
+        _customize(spec, root, packages, files, commands)
+        root_uuid = str(uuid.UUID(spec.digest[:32]))
+        cmdline = kernel_cmdline(root_uuid, spec.kernel_cmdline)
+        (root / "etc/fstab").write_text(f"UUID={root_uuid} / ext4 rw,errors=remount-ro 0 1\n")
+        boot = find_boot_files(root)
+        shutil.copyfile(boot.kernel, work / "vmlinuz")
+        shutil.copyfile(boot.initrd, work / "initrd.img")
+        packages_map = _packages(root)
+        os_release = _os_release(root)
+        with step("pack tree"):
+            proc.run(["tar", "-C", root, "--numeric-owner", "--xattrs", "-cf",
+                      work / ROOTFS_TAR, "."], timeout=600)
+        with step("make disk (%d GiB, ext4 + ESP)", spec.disk_size_gib):
+            raw = work / "disk.raw"
+            build_disk(root, raw, size_gib=spec.disk_size_gib, root_uuid=root_uuid,
+                       cmdline=cmdline)
+            proc.run(["qemu-img", "convert", "-O", "qcow2", raw, work / "disk.qcow2"],
+                     timeout=900)
+            raw.unlink()
+        shutil.rmtree(root)
+        disk = work / "disk.qcow2"
+        manifest: dict[str, Any] = {
+            "name": spec.name,
+            "kind": "built",
+            "boot": str(BootMode.DIRECT),
+            "spec": str(spec.path),
+            "spec_digest": spec.digest,
+            "base": spec.base.name if spec.base else None,
+            "release": os_release.get("VERSION_CODENAME", spec.release),
+            "os_release": os_release,
+            "packages": packages_map,
+            "glibc": packages_map.get("libc6", "unknown"),
+            "kernel": boot.version,
+            "has_guest_agent": "qemu-guest-agent" in packages_map,
+            "root_uuid": root_uuid,
+            "cmdline": cmdline,
+            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            "build_seconds": round(time.monotonic() - started, 1),
+            "disk": {"path": "disk.qcow2", "format": "qcow2", "sha256": sha256_file(disk)},
+            "kernel_sha256": sha256_file(work / "vmlinuz"),
+            "initrd_sha256": sha256_file(work / "initrd.img"),
+        }
+        atomic_write_json(work / "manifest.json", manifest)
+        shutil.rmtree(final, ignore_errors=True)
+        work.rename(final)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    return ImageArtifact.load(final)
+
+
+def _bootstrap(spec: ImageSpec, root: Path) -> None:
+    mirror = debian_mirror()
+    argv: list[str | Path] = ["mmdebstrap", "--quiet", "--variant=apt", "--mode=root",
+                              "--include=" + ",".join(spec.packages), spec.release, root]
+    if mirror:
+        argv.append(mirror)
+    with step("mmdebstrap %s (%d packages)", spec.release, len(spec.packages)):
+        proc.run(argv, timeout=MMDEBSTRAP_TIMEOUT)
+
+
+def _customize(spec: ImageSpec, root: Path, packages: tuple[str, ...],
+               files: tuple[Any, ...], commands: tuple[str, ...]) -> None:
+    if packages:
+        with step("install %s", " ".join(packages)):
+            chroot_run(root, "apt-get update -q && apt-get install -y -q --no-install-recommends "
+                       + " ".join(packages), timeout=COMMAND_TIMEOUT, network=True)
+    for entry in files:
+        target = root / entry.path.lstrip("/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_text(entry.content)
+        target.chmod(entry.mode)
+    for index, command in enumerate(commands):
+        with step("command %d of %s: %s", index + 1, spec.name, command[:60]):
+            try:
+                chroot_run(root, command, timeout=COMMAND_TIMEOUT)
+            except proc.CommandError as exc:
+                raise InputError(f"{spec.path}: key 'commands[{index}]' failed: {exc}") from None
+    (root / "etc/hostname").write_text("distrogate\n")
+    machine_id = root / "etc/machine-id"
+    machine_id.write_text("")
+    (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+
+
+def _packages(root: Path) -> dict[str, str]:
+    result = proc.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W",
+                       "-f", "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"], timeout=60)
+    packages = {}
+    for line in result.text.splitlines():
+        name, version, status = (line.split("\t") + ["", ""])[:3]
+        if status.startswith("ii"):
+            packages[name] = version
+    return packages
+
+
+def _os_release(root: Path) -> dict[str, str]:
+    for candidate in ("etc/os-release", "usr/lib/os-release"):
+        path = root / candidate
+        if path.exists():
+            values = {}
+            for line in path.read_text().splitlines():
+                key, sep, value = line.partition("=")
+                if sep:
+                    values[key] = value.strip().strip('"')
+            return values
+    return {}

@@ -1,0 +1,58 @@
+"""Reading a guest's serial console capture for signs that it cannot come up."""
+
+from __future__ import annotations
+
+import re
+import time
+from pathlib import Path
+
+_FATAL = [
+    (re.compile(rb"Kernel panic - not syncing[^\r\n]*"), "kernel panic"),
+    (re.compile(rb"No bootable option or device was found"), "firmware found nothing to boot"),
+    (re.compile(rb"BdsDxe: failed to load Boot[^\r\n]*"), "firmware could not load a boot entry"),
+    (re.compile(rb"You are in emergency mode"), "systemd emergency mode"),
+    (re.compile(rb"ALERT! [^\r\n]* does not exist"), "initramfs could not find the root disk"),
+]
+_LOGIN = re.compile(rb"login: ")
+AGENT_GRACE = 45.0  # seconds after a login prompt before a silent agent counts as missing
+
+
+def tail(path: Path, size: int = 65536) -> bytes:
+    """The last ``size`` bytes of ``path`` (empty if it does not exist yet)."""
+    try:
+        with path.open("rb") as handle:
+            handle.seek(0, 2)
+            end = handle.tell()
+            handle.seek(max(0, end - size))
+            return handle.read()
+    except OSError:
+        return b""
+
+
+class ConsoleWatch:
+    """Scans a console log for fatal boot messages and for a login prompt without an agent."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._login_seen: float | None = None
+
+    def reset(self) -> None:
+        """Forget what was seen (before a new boot)."""
+        self._login_seen = None
+
+    def problem(self) -> str | None:
+        """A one-line reason the guest cannot come up, or None."""
+        data = tail(self.path)
+        for pattern, what in _FATAL:
+            match = pattern.search(data)
+            if match:
+                line = match.group(0).decode(errors="replace").strip()
+                return f"{what}: {line}" if line and what not in line.lower() else what
+        if _LOGIN.search(data):
+            now = time.monotonic()
+            if self._login_seen is None:
+                self._login_seen = now
+            elif now - self._login_seen > AGENT_GRACE:
+                return (f"booted to a login prompt but the guest agent did not answer for "
+                        f"{AGENT_GRACE:g}s: the image lacks qemu-guest-agent or it is disabled")
+        return None

@@ -1,0 +1,123 @@
+"""A private libvirtd in a network namespace of its own, with all its state in the lab dir.
+
+The daemon runs under ``ip netns exec`` (bridges and guests live in that namespace, with no
+route to the host) inside a private mount namespace where libvirt's run, state, cache, log
+and config directories are bind mounts of the lab directory. A libvirtd of the host, if any,
+is left alone. Clients reach the daemon through the socket in the lab directory.
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from pathlib import Path
+
+import libvirt
+
+from distrogate import proc
+from distrogate.errors import LabError
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 30.0
+LIBVIRT_DIRS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "cache": "/var/cache/libvirt",
+                "log": "/var/log/libvirt", "etc": "/etc/libvirt"}
+QEMU_CONF = """\
+# written by distrogate: guests run as root on files in the lab directory, no virtlogd
+stdio_handler = "file"
+security_driver = "none"
+user = "root"
+group = "root"
+dynamic_ownership = 0
+remember_owner = 0
+cgroup_controllers = [ ]
+"""
+LIBVIRTD_CONF = """\
+# written by distrogate: a private daemon reachable only through the lab directory's socket
+unix_sock_group = "root"
+unix_sock_rw_perms = "0700"
+unix_sock_ro_perms = "0700"
+log_outputs = "3:stderr"
+"""
+
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+
+def socket_path(base: Path) -> Path:
+    """The daemon's read-write socket inside the lab's libvirt directory."""
+    return base / "run" / "libvirt-sock"
+
+
+def uri_for(base: Path) -> str:
+    """The libvirt URI of the private daemon whose state lives under ``base``."""
+    return f"qemu+unix:///system?socket={socket_path(base)}"
+
+
+def start_daemon(base: Path, netns: str, log_file: Path) -> int:
+    """Create ``netns`` and start libvirtd in it with state under ``base``; return its pid."""
+    for sub in LIBVIRT_DIRS:
+        (base / sub).mkdir(parents=True, exist_ok=True)
+    (base / "etc" / "qemu.conf").write_text(QEMU_CONF)
+    (base / "etc" / "libvirtd.conf").write_text(LIBVIRTD_CONF)
+    for target in LIBVIRT_DIRS.values():
+        Path(target).mkdir(parents=True, exist_ok=True)
+    proc.run(["ip", "netns", "add", netns], timeout=30)
+    proc.run(["ip", "-n", netns, "link", "set", "lo", "up"], timeout=30)
+    mounts = " && ".join(f"mount --bind {shlex.quote(str(base / sub))} {target}"
+                         for sub, target in LIBVIRT_DIRS.items())
+    pid_file = base / "libvirtd.pid"
+    script = f"{mounts} && exec libvirtd --pid-file {shlex.quote(str(pid_file))}"
+    daemon = proc.spawn(["ip", "netns", "exec", netns, "unshare", "--mount",
+                         "--propagation", "private", "sh", "-c", script], log_file=log_file)
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if daemon.poll() is not None:
+            raise LabError(f"libvirtd in {netns} exited with {daemon.returncode}: "
+                           f"{_tail(log_file)} (log: {log_file})")
+        if socket_path(base).exists():
+            try:
+                libvirt.open(uri_for(base)).close()
+                log.info("private libvirtd %d up in netns %s", daemon.pid, netns)
+                return daemon.pid
+            except libvirt.libvirtError:
+                pass
+        time.sleep(0.1)
+    proc.stop([daemon.pid])
+    raise LabError(f"libvirtd in {netns} did not answer within {START_TIMEOUT:g}s "
+                   f"(log: {log_file})")
+
+
+def netns_pids(netns: str) -> list[int]:
+    """Every process inside ``netns`` (libvirtd, QEMU, helpers)."""
+    result = proc.run(["ip", "netns", "pids", netns], timeout=30, check=False)
+    return [int(p) for p in result.text.split() if p.isdigit()]
+
+
+def netns_exists(netns: str) -> bool:
+    """Whether the named network namespace exists."""
+    return Path("/run/netns", netns).exists()
+
+
+def list_netns(prefix: str) -> list[str]:
+    """Network namespaces whose names start with ``prefix``."""
+    directory = Path("/run/netns")
+    return sorted(p.name for p in directory.glob(prefix + "*")) if directory.is_dir() else []
+
+
+def destroy_netns(netns: str) -> None:
+    """Stop every process in ``netns`` and delete it."""
+    if not netns_exists(netns):
+        return
+    pids = netns_pids(netns)
+    if pids:
+        proc.stop(pids)
+    proc.run(["ip", "netns", "del", netns], timeout=30, check=False)
+
+
+def _tail(path: Path, limit: int = 300) -> str:
+    try:
+        text = " ".join(path.read_text(errors="replace").split())
+    except OSError:
+        return ""
+    return text[-limit:]

@@ -1,0 +1,276 @@
+"""A run in a lab: the networks and VMs one process boots, all removed when it ends."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+import libvirt
+
+from distrogate.errors import GuestError, InputError, LabError
+from distrogate.fsutil import atomic_write_json
+from distrogate.guest.machine import Machine
+from distrogate.images.artifact import BootMode, ImageArtifact
+from distrogate.lab.lab import PREFIX, Lab
+from distrogate.lab.seed import make_seed
+from distrogate.lab.template import CloneIdentity, read_xml, rewrite_for_clone, write_clone_state
+from distrogate.lab.vm import VM, make_overlay
+from distrogate.lab.xml import OVMF_VARS, Accel, DomainSpec, ExtraDisk, network_xml
+from distrogate.locking import file_lock
+from distrogate.logsteps import step
+
+log = logging.getLogger(__name__)
+
+BOOT_TIMEOUT = 300.0
+_IDENTITY = """\
+set -e
+hostname "$1"
+echo "$1" > /etc/hostname
+for dev in /sys/class/net/*; do
+  name=${dev##*/}
+  [ "$name" = lo ] && continue
+  if [ "$(cat "$dev/address")" != "$2" ]; then
+    ip link set dev "$name" down
+    ip link set dev "$name" address "$2"
+  fi
+  ip link set dev "$name" up
+done
+"""
+
+
+def random_mac() -> str:
+    """A locally administered MAC in QEMU's range."""
+    tail = secrets.token_bytes(3)
+    return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
+
+
+class LabRun:
+    """Boots machines for one process; ``close`` (or leaving the ``with``) removes them."""
+
+    def __init__(self, lab: Lab, *, run_id: str | None = None, keep_vms: bool = False) -> None:
+        self.lab = lab
+        self.run_id = run_id or secrets.token_hex(3)
+        self.prefix = f"{PREFIX}{lab.state.lab_id}-{self.run_id}-"
+        self.keep_vms = keep_vms
+        self._vms: list[VM] = []
+        self._networks: list[str] = []
+        self._counter = 0
+        lock_dir = lab.directory / "runs"
+        lock_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_path = lock_dir / f"{self.run_id}-{os.getpid()}.lock"
+        self._lock_fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        import fcntl
+
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+
+    def __enter__(self) -> LabRun:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def _name(self, role: str) -> str:
+        self._counter += 1
+        clean = re.sub(r"[^a-z0-9]+", "", role.lower())[:16] or "vm"
+        return f"{self.prefix}{os.getpid() % 10000}-{clean}{self._counter}"
+
+    # -- networks ------------------------------------------------------------------------------
+    def network(self, hint: str = "net") -> str:
+        """Create an isolated network (no forwarding, no host address) and return its name."""
+        name = self._name(hint)
+        bridge = "dgb" + hashlib.sha256(name.encode()).hexdigest()[:10]
+        try:
+            self.lab.conn().networkCreateXML(network_xml(name, bridge))
+        except libvirt.libvirtError as exc:
+            raise LabError(f"cannot create network {name}: {exc}") from None
+        self._networks.append(name)
+        return name
+
+    # -- machines ------------------------------------------------------------------------------
+    def boot(self, image: ImageArtifact, *, role: str = "vm", network: str | None = None,
+             memory_mib: int = 1024, vcpus: int = 2, template: bool = True,
+             timeout: float = BOOT_TIMEOUT) -> Machine:
+        """Boot a VM of ``image`` and return its Machine once the guest agent answers.
+
+        Built images restore from the lab's warm template of that image when ``template``
+        (the first VM of an image makes the template); others boot cold.
+        """
+        if image.manifest.get("has_guest_agent") is False:
+            raise InputError(f"image {image.name}: it does not carry qemu-guest-agent, which "
+                             "distrogate needs to control the guest (add it to the spec)")
+        name = self._name(role)
+        directory = self.lab.directory / "vms" / name
+        directory.mkdir(parents=True)
+        network = network or self.network(f"{role}net")
+        accel = self.lab.accel(image.kernel)
+        disk = directory / "disk.qcow2"
+        spec = DomainSpec(
+            name=name, uuid=str(uuid.uuid4()), accel=accel, disk=disk,
+            console_log=directory / "console.log", mac=random_mac(), network=network,
+            memory_mib=memory_mib, vcpus=vcpus, kernel=image.kernel, initrd=image.initrd,
+            cmdline=image.cmdline + " cloud-init=disabled" if image.kernel else "",
+            nvram=directory / "nvram.fd" if image.boot is BootMode.FIRMWARE else None,
+            description=f"distrogate {image.name} {image.digest[:12]}",
+        )
+        if image.boot is BootMode.FIRMWARE:
+            spec = _with_seed(spec, make_seed(directory / "seed.img", name))
+        vm = VM(self.lab.conn(), spec, directory)
+        self._vms.append(vm)
+        machine = Machine(vm, image=image)
+        try:
+            if template and image.boot is BootMode.DIRECT:
+                tdir = self._template(image, accel, memory_mib, vcpus)
+                with step("restore %s from template", name):
+                    self._clone(vm, tdir)
+                    machine.wait_for_agent(timeout=60)
+                    machine.handle.agent().command(
+                        "guest-set-time", {"time": time.time_ns()}, timeout=10)
+            else:
+                with step("boot %s (%s, %s, cold)", name, image.name, accel):
+                    make_overlay(image.disk, image.disk_format, disk)
+                    vm.power_on()
+                    machine.wait_for_agent(timeout=timeout)
+            machine.succeed(["sh", "-c", _IDENTITY, "identity", name[-60:], spec.mac], timeout=60)
+        except BaseException:
+            self._forget(vm)
+            raise
+        return machine
+
+    def cluster(self, image: ImageArtifact, size: int, *, role: str = "node",
+                memory_mib: int = 1024) -> list[Machine]:
+        """``size`` machines of ``image`` on one isolated network, with IPv6 addresses
+        ``fd42:<net>::<1..size>/64`` set through the agent (``machine.address``)."""
+        network = self.network(f"{role}net")
+        subnet = hashlib.sha256(network.encode()).hexdigest()[:4]
+        machines = []
+        for index in range(size):
+            machine = self.boot(image, role=f"{role}{index + 1}", network=network,
+                                memory_mib=memory_mib)
+            address = f"fd42:{subnet}::{index + 1}"
+            machine.succeed(
+                "dev=$(ls /sys/class/net | grep -v '^lo$' | head -n1); "
+                f"ip -6 addr add {address}/64 dev $dev nodad", timeout=30)
+            machine.address = address  # type: ignore[attr-defined]
+            machines.append(machine)
+        return machines
+
+    def destroy(self, machine: Machine) -> None:
+        """Remove one machine now (it is removed at ``close`` otherwise)."""
+        for vm in list(self._vms):
+            if vm.name == machine.name:
+                self._forget(vm)
+
+    def _forget(self, vm: VM) -> None:
+        vm.remove(keep=self.keep_vms)
+        if vm in self._vms:
+            self._vms.remove(vm)
+
+    def close(self) -> None:
+        """Remove every VM and network of this run and release its lock."""
+        errors = []
+        for vm in reversed(self._vms):
+            try:
+                vm.remove(keep=self.keep_vms)
+            except Exception as exc:  # noqa: BLE001 - keep cleaning up, report at the end
+                errors.append(f"{vm.name}: {exc}")
+        self._vms.clear()
+        if not self.keep_vms:
+            for name in self._networks:
+                try:
+                    self.lab.conn().networkLookupByName(name).destroy()
+                except libvirt.libvirtError:
+                    pass
+            self._networks.clear()
+        if self._lock_fd >= 0:
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+            self._lock_path.unlink(missing_ok=True)
+        if errors:
+            log.error("cleanup of run %s: %s", self.run_id, "; ".join(errors))
+
+    # -- templates -----------------------------------------------------------------------------
+    def _template(self, image: ImageArtifact, accel: Accel, memory_mib: int, vcpus: int) -> Path:
+        key = hashlib.sha256(
+            f"{image.digest}|{accel}|{memory_mib}|{vcpus}|{image.cmdline}".encode()).hexdigest()[:12]
+        root = self.lab.directory / "templates"
+        tdir = root / key
+        if (tdir / "ready.json").exists():
+            return tdir
+        with file_lock(root / f"{key}.lock", timeout=900, what=f"template of {image.name}"):
+            if (tdir / "ready.json").exists():
+                return tdir
+            shutil.rmtree(tdir, ignore_errors=True)
+            tdir.mkdir(parents=True)
+            name = f"{PREFIX}{self.lab.state.lab_id}-tpl{key}"
+            with step("make warm template of %s (%s)", image.name, key):
+                self._make_template(image, accel, memory_mib, vcpus, name, tdir)
+        return tdir
+
+    def _make_template(self, image: ImageArtifact, accel: Accel, memory_mib: int, vcpus: int,
+                       name: str, tdir: Path) -> None:
+        conn = self.lab.conn()
+        bridge = "dgt" + hashlib.sha256(name.encode()).hexdigest()[:10]
+        conn.networkCreateXML(network_xml(name, bridge))
+        spec = DomainSpec(name=name, uuid=str(uuid.uuid4()), accel=accel, disk=tdir / "disk.qcow2",
+                          console_log=tdir / "console.log", mac=random_mac(), network=name,
+                          memory_mib=memory_mib, vcpus=vcpus, kernel=image.kernel,
+                          initrd=image.initrd, cmdline=image.cmdline + " cloud-init=disabled")
+        vm = VM(conn, spec, tdir)
+        machine = Machine(vm, image=image)
+        try:
+            make_overlay(image.disk, image.disk_format, spec.disk)  # type: ignore[arg-type]
+            vm.power_on()
+            machine.wait_for_agent(timeout=BOOT_TIMEOUT)
+            machine.execute("systemctl is-system-running --wait", timeout=120)
+            machine.succeed("sync", timeout=60)
+            domain = conn.lookupByName(name)
+            domain.save(str(tdir / "state.sav"))
+            atomic_write_json(tdir / "ready.json", {"image": image.summary(),
+                                                    "accel": str(accel)})
+        except BaseException:
+            vm.power_off_hard()
+            shutil.rmtree(tdir, ignore_errors=True)
+            raise
+        finally:
+            try:
+                conn.networkLookupByName(name).destroy()
+            except libvirt.libvirtError:
+                pass
+
+    def _clone(self, vm: VM, tdir: Path) -> None:
+        spec = vm.spec
+        assert spec.disk is not None and spec.network is not None
+        make_overlay(tdir / "disk.qcow2", "qcow2", spec.disk)
+        identity = CloneIdentity(name=spec.name, uuid=spec.uuid, disk=spec.disk,
+                                 network=spec.network, mac=spec.mac, console_log=spec.console_log)
+        state = vm.directory / "state.sav"
+        write_clone_state(tdir / "state.sav", state, rewrite_for_clone(read_xml(tdir / "state.sav"),
+                                                                       identity))
+        try:
+            self.lab.conn().restore(str(state))
+            vm.attach(self.lab.conn().lookupByName(spec.name))
+        except libvirt.libvirtError as exc:
+            raise LabError(f"{spec.name}: restore from template {tdir} failed: {exc}") from None
+        finally:
+            state.unlink(missing_ok=True)
+        # The guest kept the template's boot; its console so far is the template's.
+        if not spec.console_log.exists():
+            raise GuestError(f"{spec.name}: restored VM has no console log", spec.console_log)
+
+
+def _with_seed(spec: DomainSpec, seed: Path) -> DomainSpec:
+    from dataclasses import replace
+
+    return replace(spec, extra_disks=spec.extra_disks + (ExtraDisk(seed, "raw", True, "cidata"),))
+
+
+__all__ = ["LabRun", "OVMF_VARS"]

@@ -1,0 +1,85 @@
+"""One VM: a transient libvirt domain on its own qcow2 overlay, with console capture."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from pathlib import Path
+
+import libvirt
+
+from distrogate import proc
+from distrogate.errors import LabError
+from distrogate.guest.agent import LibvirtAgent
+from distrogate.lab.console import ConsoleWatch
+from distrogate.lab.xml import DomainSpec, domain_xml
+
+log = logging.getLogger(__name__)
+
+
+def make_overlay(backing: Path, backing_format: str, overlay: Path) -> None:
+    """Create a qcow2 overlay on ``backing``; the backing file is only ever read."""
+    proc.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", backing, "-F", backing_format,
+              overlay], timeout=60)
+
+
+class VM:
+    """A running (or stopped) VM of the lab. Implements the Machine's ``GuestHandle``."""
+
+    def __init__(self, conn: libvirt.virConnect, spec: DomainSpec, directory: Path) -> None:
+        self.conn = conn
+        self.spec = spec
+        self.name = spec.name
+        self.directory = directory
+        self.console_log = spec.console_log
+        self._watch = ConsoleWatch(spec.console_log)
+        self._domain: libvirt.virDomain | None = None
+
+    def attach(self, domain: libvirt.virDomain) -> None:
+        """Adopt a domain started elsewhere (a template restore)."""
+        self._domain = domain
+
+    def power_on(self) -> None:
+        """Start the domain cold from its overlay."""
+        self._watch.reset()
+        try:
+            self._domain = self.conn.createXML(domain_xml(self.spec), 0)
+        except libvirt.libvirtError as exc:
+            raise LabError(f"{self.name}: libvirt could not start the VM: {exc}") from None
+
+    def agent(self) -> LibvirtAgent:
+        """The guest agent of the running domain."""
+        if self._domain is None:
+            raise LabError(f"{self.name}: not started")
+        return LibvirtAgent(self._domain, self.name)
+
+    def is_running(self) -> bool:
+        """Whether the domain exists and runs."""
+        if self._domain is None:
+            return False
+        try:
+            return bool(self._domain.isActive())
+        except libvirt.libvirtError:
+            return False
+
+    def power_off_hard(self) -> None:
+        """Destroy the domain (power cut); the overlay stays."""
+        if self._domain is not None and self.is_running():
+            try:
+                self._domain.destroy()
+            except libvirt.libvirtError as exc:
+                if self.is_running():
+                    raise LabError(f"{self.name}: cannot stop: {exc}") from None
+        self._domain = None
+
+    def boot_problem(self) -> str | None:
+        """A reason from the console log why the guest cannot come up, or None."""
+        return self._watch.problem()
+
+    def remove(self, *, keep: bool = False) -> None:
+        """Stop the VM and delete its overlay and files (unless ``keep``)."""
+        if keep:
+            log.warning("keeping VM %s (files in %s)", self.name, self.directory)
+            return
+        self.power_off_hard()
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -1,0 +1,133 @@
+"""libvirt domain and network XML, built from frozen descriptions (no string templates)."""
+
+from __future__ import annotations
+
+import enum
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+from pathlib import Path
+
+AGENT_CHANNEL = "org.qemu.guest_agent.0"
+OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
+OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
+
+
+class Accel(enum.StrEnum):
+    """The libvirt domain type: hardware acceleration or QEMU's TCG emulator."""
+
+    KVM = "kvm"
+    TCG = "qemu"
+
+
+@dataclass(frozen=True)
+class ExtraDisk:
+    """An additional disk (cloud-init seed, read-only data image)."""
+
+    path: Path
+    fmt: str = "raw"
+    readonly: bool = True
+    serial: str = ""
+
+
+@dataclass(frozen=True)
+class DomainSpec:
+    """Everything that describes one VM's virtual hardware."""
+
+    name: str
+    uuid: str
+    accel: Accel
+    disk: Path | None
+    console_log: Path
+    mac: str
+    network: str | None
+    memory_mib: int = 1024
+    vcpus: int = 2
+    kernel: Path | None = None
+    initrd: Path | None = None
+    cmdline: str = ""
+    nvram: Path | None = None
+    extra_disks: tuple[ExtraDisk, ...] = field(default_factory=tuple)
+    description: str = ""
+
+
+def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
+    element = ET.SubElement(parent, tag, attrs)
+    if text is not None:
+        element.text = text
+    return element
+
+
+def domain_xml(spec: DomainSpec) -> str:
+    """The libvirt domain XML for ``spec``."""
+    dom = ET.Element("domain", {"type": str(spec.accel)})
+    _sub(dom, "name", spec.name)
+    _sub(dom, "uuid", spec.uuid)
+    if spec.description:
+        _sub(dom, "description", spec.description)
+    _sub(dom, "memory", str(spec.memory_mib), unit="MiB")
+    _sub(dom, "vcpu", str(spec.vcpus))
+    os_el = _sub(dom, "os")
+    _sub(os_el, "type", "hvm", arch="x86_64", machine="pc")
+    if spec.kernel is not None:
+        _sub(os_el, "kernel", str(spec.kernel))
+        if spec.initrd is not None:
+            _sub(os_el, "initrd", str(spec.initrd))
+        _sub(os_el, "cmdline", spec.cmdline)
+    else:
+        _sub(os_el, "loader", str(OVMF_CODE), readonly="yes", type="pflash")
+        if spec.nvram is not None:
+            _sub(os_el, "nvram", str(spec.nvram), template=str(OVMF_VARS))
+    features = _sub(dom, "features")
+    _sub(features, "acpi")
+    _sub(features, "apic")
+    if spec.accel is Accel.KVM:
+        _sub(dom, "cpu", mode="host-passthrough")
+    _sub(dom, "clock", offset="utc")
+    _sub(dom, "on_poweroff", "destroy")
+    _sub(dom, "on_reboot", "restart")
+    _sub(dom, "on_crash", "destroy")
+    devices = _sub(dom, "devices")
+    _sub(devices, "emulator", "/usr/bin/qemu-system-x86_64")
+    if spec.disk is not None:
+        _disk(devices, spec.disk, "qcow2", "vda", readonly=False, serial="root")
+    for index, extra in enumerate(spec.extra_disks):
+        _disk(devices, extra.path, extra.fmt, "vd" + chr(ord("b") + index),
+              readonly=extra.readonly, serial=extra.serial)
+    if spec.network is not None:
+        iface = _sub(devices, "interface", type="network")
+        _sub(iface, "source", network=spec.network)
+        _sub(iface, "mac", address=spec.mac)
+        _sub(iface, "model", type="virtio")
+    serial = _sub(devices, "serial", type="file")
+    _sub(serial, "source", path=str(spec.console_log))
+    _sub(serial, "target", port="0")
+    console = _sub(devices, "console", type="file")
+    _sub(console, "source", path=str(spec.console_log))
+    _sub(console, "target", type="serial", port="0")
+    channel = _sub(devices, "channel", type="unix")
+    _sub(channel, "source", mode="bind")
+    _sub(channel, "target", type="virtio", name=AGENT_CHANNEL)
+    rng = _sub(devices, "rng", model="virtio")
+    _sub(rng, "backend", "/dev/urandom", model="random")
+    _sub(devices, "memballoon", model="none")
+    return ET.tostring(dom, encoding="unicode")
+
+
+def _disk(devices: ET.Element, path: Path, fmt: str, target: str, *, readonly: bool,
+          serial: str) -> None:
+    disk = _sub(devices, "disk", type="file", device="disk")
+    _sub(disk, "driver", name="qemu", type=fmt, cache="unsafe" if not readonly else "none")
+    _sub(disk, "source", file=str(path))
+    _sub(disk, "target", dev=target, bus="virtio")
+    if readonly:
+        _sub(disk, "readonly")
+    if serial:
+        _sub(disk, "serial", serial)
+
+
+def network_xml(name: str, bridge: str) -> str:
+    """An isolated network: a bridge with no forwarding, no host address, no DHCP."""
+    net = ET.Element("network")
+    _sub(net, "name", name)
+    _sub(net, "bridge", name=bridge, stp="off", delay="0")
+    return ET.tostring(net, encoding="unicode")

@@ -1,0 +1,29 @@
+"""Where distrogate keeps its state: ``$DISTROGATE_HOME`` (default ``~/.cache/distrogate``)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def home() -> Path:
+    """The root of distrogate's caches and labs."""
+    configured = os.environ.get("DISTROGATE_HOME")
+    base = Path(configured) if configured else Path.home() / ".cache" / "distrogate"
+    base.mkdir(parents=True, exist_ok=True)
+    return base
+
+
+def image_store() -> Path:
+    """The image artifact cache."""
+    return home() / "images"
+
+
+def labs_dir() -> Path:
+    """Where lab directories live unless ``--lab-dir`` says otherwise."""
+    return home() / "labs"
+
+
+def repo_root() -> Path:
+    """The source checkout (for the built-in specs under ``images/``)."""
+    return Path(__file__).resolve().parent.parent
