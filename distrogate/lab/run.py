@@ -10,6 +10,7 @@ import secrets
 import shutil
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -98,11 +99,13 @@ class LabRun:
     # -- machines ------------------------------------------------------------------------------
     def boot(self, image: ImageArtifact, *, role: str = "vm", network: str | None = None,
              memory_mib: int = 1024, vcpus: int = 2, template: bool = True,
-             timeout: float = BOOT_TIMEOUT) -> Machine:
+             extra_disks: Sequence[ExtraDisk] = (), timeout: float = BOOT_TIMEOUT) -> Machine:
         """Boot a VM of ``image`` and return its Machine once the guest agent answers.
 
         Built images restore from the lab's warm template of that image when ``template``
-        (the first VM of an image makes the template); others boot cold.
+        (the first VM of an image makes the template); others boot cold, and so do VMs with
+        ``extra_disks`` (a saved state cannot gain devices). Extra disks appear in the guest
+        as /dev/vdb, /dev/vdc, ... and as /dev/disk/by-id/virtio-<serial>.
         """
         if image.manifest.get("has_guest_agent") is False:
             raise InputError(f"image {image.name}: it does not carry qemu-guest-agent, which "
@@ -120,6 +123,7 @@ class LabRun:
             cmdline=image.cmdline + " cloud-init=disabled" if image.kernel else "",
             nvram=directory / "nvram.fd" if image.boot is BootMode.FIRMWARE else None,
             description=f"distrogate {image.name} {image.digest[:12]}",
+            extra_disks=tuple(extra_disks),
         )
         if image.boot is BootMode.FIRMWARE:
             spec = _with_seed(spec, make_seed(directory / "seed.img", name))
@@ -127,7 +131,7 @@ class LabRun:
         self._vms.append(vm)
         machine = Machine(vm, image=image)
         try:
-            if template and image.boot is BootMode.DIRECT:
+            if template and image.boot is BootMode.DIRECT and not extra_disks:
                 tdir = self._template(image, accel, memory_mib, vcpus)
                 with step("restore %s from template", name):
                     self._clone(vm, tdir)
