@@ -61,8 +61,13 @@ class Lab:
         return paths.labs_dir() / "default"
 
     @classmethod
-    def start(cls, directory: Path | None = None, *, persistent: bool = False) -> Lab:
-        """Start a private lab; ``persistent`` ones outlive this process (``lab up``)."""
+    def start(cls, directory: Path | None = None, *, persistent: bool = False,
+              owner_pid: int | None = None) -> Lab:
+        """Start a private lab (or return the one already running in ``directory``).
+
+        ``persistent`` labs outlive this process (``lab up``); others belong to ``owner_pid``
+        (default: this process) and are reaped by ``lab gc`` once it is gone.
+        """
         lab_id = secrets.token_hex(3)
         directory = directory or paths.labs_dir() / f"run-{lab_id}"
         directory.mkdir(parents=True, exist_ok=True)
@@ -77,7 +82,7 @@ class Lab:
             with step("start private lab %s (netns %s)", directory, netns):
                 state = LabState(lab_id=lab_id, kind="private", uri=daemon.uri_for(directory / "libvirt"),
                                  netns=netns, daemon_pid=None,
-                                 owner_pid=None if persistent else os.getpid(),
+                                 owner_pid=None if persistent else owner_pid or os.getpid(),
                                  created=datetime.now(UTC).isoformat(timespec="seconds"))
                 atomic_write_json(directory / STATE_FILE, asdict(state))
                 try:
