@@ -259,4 +259,8 @@ def _no_unknown_keys(source: str, entry: dict[str, Any], known: set[str], prefix
 
 
 def _kind(value: Any) -> str:
-    return {dict: "a mapping", list: "a list", str: "a string"}.get(type(value), repr(value))
+    if isinstance(value, dict):
+        return "a mapping"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)

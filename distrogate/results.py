@@ -209,7 +209,8 @@ def _validate(doc: Any, path: Path) -> None:
     for record in doc["records"]:
         for name, m in record.get("measurements", {}).items():
             if not math.isfinite(m["value"]):
-                raise InputError(f"{path}: measurement {name!r} of {record['nodeid']} is not finite")
+                raise InputError(
+                    f"{path}: measurement {name!r} of {record['nodeid']} is not finite")
 
 
 def _document_order(error: jsonschema.ValidationError) -> list[tuple[int, int, str]]:

@@ -1,0 +1,225 @@
+"""The run's summary page: ``reports/<run-id>/summary.html``, one self-contained HTML file.
+
+It shows the verdict banner with its exit code and reasons, the two images side by side, a
+table per suite with counts and wall time, every test that did not pass with its message,
+findings and artifact links, the waivers, the measurements, and a footer with run and host.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+from distrogate.fsutil import atomic_write_text
+from distrogate.report.page import data_block, esc, href, number, page, pill, table
+from distrogate.results import Artifact, Finding, Results, TestRecord
+from distrogate.verdict import Effective, TestVerdict, Verdict, WaiverUse
+
+log = logging.getLogger(__name__)
+
+SUMMARY_NAME = "summary.html"
+_IMAGE_ROWS = ("name", "release", "glibc", "kernel", "digest", "boot")
+_DIGEST_CHARS = 12
+
+
+def write_html(run_dir: Path, results: Results, verdict: Verdict) -> Path:
+    """Write ``run_dir/summary.html`` and return its path."""
+    out = run_dir / SUMMARY_NAME
+    atomic_write_text(out, render_html(results, verdict, run_dir))
+    log.info("wrote %s", out)
+    return out
+
+
+def render_html(results: Results, verdict: Verdict, run_dir: Path) -> str:
+    """The summary page as a string; ``run_dir`` is where relative artifact links start."""
+    records = _records_by_nodeid(results.records)
+    sections = [
+        _banner(verdict),
+        _images(results),
+        _suites(results, verdict),
+        _problems(verdict, records, run_dir),
+        _waivers(verdict),
+        _measurements(results),
+        _footer(results, verdict),
+    ]
+    title = f"distrogate {results.run.run_id}: {verdict.decision}"
+    return page(title, "\n".join(s for s in sections if s))
+
+
+def _records_by_nodeid(records: Iterable[TestRecord]) -> dict[str, list[TestRecord]]:
+    grouped: dict[str, list[TestRecord]] = {}
+    for record in records:
+        grouped.setdefault(record.nodeid, []).append(record)
+    return grouped
+
+
+def _banner(verdict: Verdict) -> str:
+    reasons = "".join(f"<li>{esc(r)}</li>" for r in verdict.reasons)
+    counts = ", ".join(f"{n} {k}" for k, n in verdict.counts.items() if n and k != "total")
+    advisories = ""
+    if verdict.advisories:
+        items = "".join(f"<li>{esc(a)}</li>" for a in verdict.advisories)
+        advisories = (f"<h3>Advisory (does not change the verdict)</h3>\n<ul>{items}</ul>")
+    return (
+        f"<section class=\"banner {esc(verdict.decision)}\">\n"
+        f"<h1>{esc(verdict.decision)}</h1>\n"
+        f"<div>exit code {verdict.exit_code} · run {esc(verdict.run_id)} · "
+        f"{verdict.counts.get('total', 0)} tests ({esc(counts or 'none')}) · "
+        f"policy {esc(verdict.policy)} · judged on {esc(verdict.today)}</div>\n"
+        f"<ul>{reasons}</ul>\n</section>\n{advisories}"
+    )
+
+
+def _images(results: Results) -> str:
+    cand, base = results.run.candidate, results.run.baseline
+    rows = [[f"<strong>{esc(key)}</strong>",
+             _image_cell(key, cand.get(key)), _image_cell(key, base.get(key))]
+            for key in _IMAGE_ROWS]
+    suites = ", ".join(results.run.suites) or "—"
+    return (f"<h2>Images</h2>\n{table(['', 'candidate', 'baseline (promoted)'], rows)}\n"
+            f"<p class=\"muted\">Suites run: {esc(suites)}</p>")
+
+
+def _image_cell(key: str, value: object) -> str:
+    if value in (None, ""):
+        return "<span class=\"muted\">—</span>"
+    text = str(value)
+    if key == "digest" and len(text) > _DIGEST_CHARS:
+        short = text.split(":", 1)[-1][:_DIGEST_CHARS]
+        return f"<code title=\"{esc(text)}\">{esc(short)}…</code>"
+    return esc(text)
+
+
+def _suites(results: Results, verdict: Verdict) -> str:
+    kinds = [str(k) for k in Effective]
+    per_suite: dict[str, dict[str, float]] = {}
+    for test in verdict.tests:
+        row = per_suite.setdefault(test.suite, dict.fromkeys([*kinds, "time", "total"], 0.0))
+        row[str(test.effective)] += 1
+        row["total"] += 1
+    for record in results.records:
+        per_suite.setdefault(record.suite, dict.fromkeys([*kinds, "time", "total"], 0.0))
+        per_suite[record.suite]["time"] += record.duration
+    rows = [
+        [esc(suite or "(none)"), *(f"{int(row[k])}" if row[k] else "" for k in kinds),
+         f"{int(row['total'])}", _seconds(row["time"])]
+        for suite, row in sorted(per_suite.items())
+    ]
+    total = sum(r.duration for r in results.records)
+    return (f"<h2>Suites</h2>\n"
+            f"{table(['suite', *kinds, 'tests', 'wall time'], rows, numeric=range(1, 8))}\n"
+            f"<p class=\"muted\">Sum of test durations: {_seconds(total)}</p>")
+
+
+def _seconds(value: float) -> str:
+    if value >= 120:
+        return f"{int(value // 60)} min {value % 60:.0f} s"
+    return f"{value:.1f} s"
+
+
+def _problems(verdict: Verdict, records: dict[str, list[TestRecord]], run_dir: Path) -> str:
+    order = {Effective.FAILED: 0, Effective.ERROR: 1, Effective.SKIPPED: 2, Effective.WAIVED: 3}
+    shown = sorted((t for t in verdict.tests if t.effective is not Effective.PASSED),
+                   key=lambda t: (t.mode != "blocking", order.get(t.effective, 9), t.nodeid))
+    if not shown:
+        return "<h2>Tests that did not pass</h2>\n<p>None: every test passed.</p>"
+    blocks = [_problem(t, records.get(t.nodeid, []), run_dir) for t in shown]
+    return "<h2>Tests that did not pass</h2>\n" + "\n".join(blocks)
+
+
+def _problem(test: TestVerdict, records: list[TestRecord], run_dir: Path) -> str:
+    parts = [
+        f"<div class=\"test\" id=\"{esc(test.nodeid)}\">",
+        f"<h3>{pill(test.effective)} <code>{esc(test.nodeid)}</code> "
+        f"<span class=\"muted\">{esc(test.mode)} · suite {esc(test.suite)}</span></h3>",
+    ]
+    if test.waiver:
+        parts.append(f"<p>Waived by <code>{esc(test.waiver)}</code></p>")
+    messages = [r.message for r in records if r.message]
+    for message in dict.fromkeys(messages):
+        parts.append(f"<pre>{esc(message)}</pre>")
+    artifacts = [a for r in records for a in r.artifacts]
+    for finding in (f for r in records for f in r.findings):
+        parts.append(_finding(finding, artifacts, run_dir))
+    if artifacts:
+        links = "".join(
+            f"<li><a href=\"{href(_link(a.path, run_dir))}\">{esc(a.name)}</a> "
+            f"<span class=\"muted\">({esc(a.kind)})</span></li>"
+            for a in artifacts
+        )
+        parts.append(f"<p>Artifacts:</p><ul>{links}</ul>")
+    parts.append("</div>")
+    return "\n".join(parts)
+
+
+def _finding(finding: Finding, artifacts: list[Artifact], run_dir: Path) -> str:
+    parts = [f"<p><strong>Finding: {esc(finding.title)}</strong></p>"]
+    if finding.detail:
+        parts.append(f"<p>{esc(finding.detail)}</p>")
+    if finding.data:
+        parts.append(data_block(finding.data))
+    if finding.artifact:
+        named = next((a for a in artifacts if a.name == finding.artifact), None)
+        target = named.path if named is not None else finding.artifact
+        parts.append(f"<p>See <a href=\"{href(_link(target, run_dir))}\">"
+                     f"{esc(finding.artifact)}</a></p>")
+    return "\n".join(parts)
+
+
+def _link(path: str, run_dir: Path) -> str:
+    """A relative link from the run dir to an artifact path."""
+    if os.path.isabs(path):
+        return Path(os.path.relpath(path, run_dir)).as_posix()
+    return path
+
+
+def _waivers(verdict: Verdict) -> str:
+    sections = []
+    for title, uses in (("Waivers applied", verdict.waivers_applied),
+                        ("Expired waivers (ignored)", verdict.expired_waivers_ignored),
+                        ("Live waivers that matched no failure", verdict.unused_waivers)):
+        if uses:
+            sections.append(f"<h3>{esc(title)}</h3>\n{_waiver_table(uses)}")
+    if not sections:
+        return ""
+    return "<h2>Waivers</h2>\n" + "\n".join(sections)
+
+
+def _waiver_table(uses: list[WaiverUse]) -> str:
+    rows = [
+        [f"<code>{esc(u.pattern)}</code>", esc(u.reason),
+         f"<a href=\"{esc(u.tracker)}\">{esc(u.tracker)}</a>", esc(u.expires),
+         "<br>".join(f"<code>{esc(t)}</code>" for t in u.tests) or "—"]
+        for u in uses
+    ]
+    return table(["pattern", "reason", "tracker", "expires", "tests"], rows)
+
+
+def _measurements(results: Results) -> str:
+    rows = [
+        [f"<code>{esc(r.nodeid)}</code>", esc(name), number(m.value), esc(m.unit), esc(m.note)]
+        for r in results.records for name, m in sorted(r.measurements.items())
+    ]
+    if not rows:
+        return ""
+    return ("<h2>Measurements</h2>\n"
+            + table(["test", "measurement", "value", "unit", "note"], rows, numeric=[2]))
+
+
+def _footer(results: Results, verdict: Verdict) -> str:
+    run = results.run
+    host = ", ".join(f"{k}: {v}" for k, v in sorted(run.host.items())) or "—"
+    lab = ", ".join(f"{k}: {v}" for k, v in sorted(run.lab.items())) or "—"
+    argv = " ".join(run.argv)
+    return (
+        "<footer>\n"
+        f"<p>Run <code>{esc(run.run_id)}</code> · started {esc(run.started)} · "
+        f"finished {esc(run.finished)} · results schema v{results.schema_version}</p>\n"
+        f"<p>Host: {esc(host)}</p>\n<p>Lab: {esc(lab)}</p>\n"
+        f"<p>Command: <code>{esc(argv or '—')}</code></p>\n"
+        f"<p class=\"muted\">Verdict {esc(verdict.decision)} (exit code {verdict.exit_code}) "
+        f"under policy {esc(verdict.policy)}</p>\n"
+        "</footer>"
+    )

@@ -1,0 +1,122 @@
+"""The HTML summary and the history database, from synthetic results."""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+from synth import record, results
+
+from distrogate.policy import parse_policy
+from distrogate.report.history import last_runs, record_run, sparkline, write_trends
+from distrogate.report.html import write_html
+from distrogate.results import Artifact, Finding, Measurement, Outcome, Results, RunInfo
+from distrogate.verdict import decide
+
+TODAY = date(2025, 6, 1)
+POLICY = parse_policy("""
+waivers:
+  - {pattern: "suites/test_w.py::*", reason: "known <b>bug</b>", tracker: "https://t/1",
+     expires: 2025-07-01}
+  - {pattern: "suites/test_old.py::*", reason: "gone", tracker: "https://t/2",
+     expires: 2025-01-01}
+""")
+
+
+def _run(run_id: str = "run-1", boot: float = 17.0) -> Results:
+    res = results(
+        record("suites/test_pg.py::test_ok", suite="pg", duration=2.5,
+               measurements={"boot_s": Measurement(boot, "s", "cold boot")}),
+        record("suites/test_collation.py::test_order[de_DE]", Outcome.FAILED, suite="collation",
+               duration=4.0, message="AssertionError: <script>alert(1)</script>",
+               findings=[Finding("3 strings sort differently", "glibc 2.41 vs 2.36",
+                                 {"changed": 3, "locale": "de_DE"}, "order diff"),
+                         Finding("nested data", data={"pairs": [["a", "b"]]})],
+               artifacts=[Artifact("order diff", "artifacts/order diff.txt", "diff"),
+                          Artifact("console", "artifacts/console-cand.log", "console")]),
+        record("suites/test_w.py::test_known", Outcome.FAILED, suite="w", message="known"),
+        record("suites/test_pg.py::test_skip", Outcome.SKIPPED, suite="pg", message="no kvm"),
+        run_id=run_id,
+    )
+    return res
+
+
+def test_summary_contains_verdict_failures_findings_and_links(tmp_path: Path) -> None:
+    res = _run()
+    verdict = decide(res, POLICY, TODAY)
+    out = write_html(tmp_path, res, verdict)
+    assert out == tmp_path / "summary.html"
+    text = out.read_text()
+    assert "banner reject" in text and "exit code 1" in text
+    assert "suites/test_collation.py::test_order[de_DE]" in text
+    assert "3 strings sort differently" in text
+    assert 'href="artifacts/order%20diff.txt"' in text
+    assert 'href="artifacts/console-cand.log"' in text
+    assert "<td>locale</td><td>de_DE</td>" in text  # dict of scalars as a table
+    assert "&quot;pairs&quot;" in text  # nested data as JSON
+    assert 'title="sha256:' in text  # full digest on hover
+    assert "2.41" in text and "2.36" in text
+    assert "known &lt;b&gt;bug&lt;/b&gt;" in text  # waiver applied, escaped
+    assert "suites/test_old.py::*" in text  # expired waiver listed
+    assert "boot_s" in text and "cold boot" in text
+    assert "ci-1" in text  # host in the footer
+    assert "<link" not in text and "<script" not in text and "src=" not in text
+
+
+def test_summary_escapes_messages(tmp_path: Path) -> None:
+    res = _run()
+    text = write_html(tmp_path, res, decide(res, POLICY, TODAY)).read_text()
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in text
+    assert "<script>" not in text
+
+
+def test_summary_for_promote_has_green_banner(tmp_path: Path) -> None:
+    res = results(record("a::t", suite="a"))
+    text = write_html(tmp_path, res, decide(res, POLICY, TODAY)).read_text()
+    assert "banner promote" in text and "every test passed" in text
+
+
+def test_absolute_artifact_paths_become_relative(tmp_path: Path) -> None:
+    run_dir = tmp_path / "reports" / "run-1"
+    log = tmp_path / "labs" / "console.log"
+    res = results(record("a::t", Outcome.FAILED, artifacts=[Artifact("c", str(log), "console")]))
+    text = write_html(run_dir, res, decide(res, POLICY, TODAY)).read_text()
+    assert 'href="../../labs/console.log"' in text
+
+
+def test_history_records_and_trends(tmp_path: Path) -> None:
+    db = tmp_path / "reports" / "history.sqlite"
+    for i, boot in enumerate([17.0, 20.0, 15.0]):
+        res = _run(f"run-{i}", boot)
+        res = Results(run=_with_started(res, f"2025-06-0{i + 1}T10:00:00+00:00"),
+                      records=res.records)
+        record_run(db, res, decide(res, POLICY, TODAY))
+    record_run(db, res, decide(res, POLICY, TODAY))  # re-recording replaces
+    runs = last_runs(db)
+    assert [r.run_id for r in runs] == ["run-0", "run-1", "run-2"]
+    assert runs[0].decision == "reject" and runs[0].counts["failed"] == 1
+    assert last_runs(db, last=2)[0].run_id == "run-1"
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT COUNT(*) FROM measurements").fetchone() == (3,)
+    out = write_trends(db, tmp_path / "trends.html")
+    text = out.read_text()
+    assert "run-2" in text and "trixie" in text and "bookworm" in text
+    assert "boot_s" in text and "<svg" in text
+    assert "+3 (+17.6%)" in text and "-5 (-25.0%)" in text
+
+
+def test_trends_on_empty_db(tmp_path: Path) -> None:
+    text = write_trends(tmp_path / "h.sqlite", tmp_path / "t.html").read_text()
+    assert "No runs recorded yet" in text
+
+
+def test_sparkline() -> None:
+    assert sparkline([1.0]) == ""
+    svg = sparkline([1.0, 2.0, 2.0])
+    assert svg.startswith("<svg") and "polyline" in svg
+
+
+def _with_started(res: Results, started: str) -> RunInfo:
+    return replace(res.run, started=started)

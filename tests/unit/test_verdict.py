@@ -1,0 +1,101 @@
+"""The verdict on hand-made cases: decisions, reasons, waivers, counts, verdict.json."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+from synth import record, results
+
+from distrogate.policy import parse_policy
+from distrogate.results import Finding, Outcome
+from distrogate.verdict import Decision, Effective, decide, write_verdict
+
+TODAY = date(2025, 6, 1)
+POLICY = parse_policy("""
+rules:
+  - {pattern: "perf", mode: advisory}
+waivers:
+  - {pattern: "suites/test_c.py::test_de*", reason: known, tracker: "https://t/1",
+     expires: 2025-06-30}
+  - {pattern: "suites/test_c.py::test_sv*", reason: old, tracker: "https://t/2",
+     expires: 2025-05-01}
+  - {pattern: "suites/test_none.py::*", reason: unused, tracker: "https://t/3",
+     expires: 2025-12-31}
+""", "p.yaml")
+
+
+def test_reject_reason_names_test_message_and_findings() -> None:
+    res = results(
+        record("suites/test_x.py::test_ok"),
+        record("suites/test_x.py::test_y", Outcome.FAILED, message="assert 3 == 4\nmore",
+               findings=[Finding("sort order changed")]),
+    )
+    verdict = decide(res, POLICY, TODAY)
+    assert verdict.decision is Decision.REJECT and verdict.exit_code == 1
+    assert verdict.reasons[0] == ("blocking test suites/test_x.py::test_y failed: assert 3 == 4; "
+                                  "findings: sort order changed")
+
+
+def test_promote_and_inconclusive_exit_codes() -> None:
+    assert decide(results(record("a::t")), POLICY, TODAY).exit_code == 0
+    skipped = decide(results(record("a::t", Outcome.SKIPPED, message="no kvm")), POLICY, TODAY)
+    assert skipped.decision is Decision.INCONCLUSIVE and skipped.exit_code == 2
+    assert skipped.reasons == ["blocking test a::t was skipped: no kvm"]
+
+
+def test_nothing_blocking_is_inconclusive() -> None:
+    verdict = decide(results(record("p::t", suite="perf")), POLICY, TODAY)
+    assert verdict.decision is Decision.INCONCLUSIVE
+    assert "nothing was checked" in verdict.reasons[0]
+    empty = decide(results(), POLICY, TODAY)
+    assert empty.decision is Decision.INCONCLUSIVE and empty.counts["total"] == 0
+
+
+def test_advisory_failure_is_listed_not_decisive() -> None:
+    res = results(record("a::t"), record("p::slow", Outcome.FAILED, suite="perf", message="+30%"))
+    verdict = decide(res, POLICY, TODAY)
+    assert verdict.decision is Decision.PROMOTE
+    assert verdict.advisories == ["advisory test p::slow failed: +30%"]
+
+
+def test_waivers_applied_expired_and_unused() -> None:
+    res = results(
+        record("suites/test_c.py::test_de_DE", Outcome.FAILED, message="order"),
+        record("suites/test_c.py::test_sv_SE", Outcome.FAILED, message="order"),
+    )
+    verdict = decide(res, POLICY, TODAY)
+    assert verdict.decision is Decision.REJECT
+    effective = {t.nodeid: t.effective for t in verdict.tests}
+    assert effective == {"suites/test_c.py::test_de_DE": Effective.WAIVED,
+                         "suites/test_c.py::test_sv_SE": Effective.FAILED}
+    [applied] = verdict.waivers_applied
+    assert applied.tests == ("suites/test_c.py::test_de_DE",) and applied.tracker == "https://t/1"
+    [expired] = verdict.expired_waivers_ignored
+    assert expired.expires == "2025-05-01" and expired.tests == ("suites/test_c.py::test_sv_SE",)
+    assert [u.pattern for u in verdict.unused_waivers] == ["suites/test_none.py::*"]
+    assert verdict.counts["waived"] == 1 and verdict.counts["failed"] == 1
+
+
+def test_waiver_does_not_cover_errors() -> None:
+    res = results(record("suites/test_c.py::test_de_DE", Outcome.ERROR, message="agent gone"))
+    verdict = decide(res, POLICY, TODAY)
+    assert verdict.decision is Decision.INCONCLUSIVE
+    assert verdict.reasons == ["blocking test suites/test_c.py::test_de_DE errored: agent gone"]
+
+
+def test_duplicate_nodeid_takes_worst_outcome() -> None:
+    res = results(record("a::t"), record("a::t", Outcome.ERROR, message="teardown"))
+    verdict = decide(res, POLICY, TODAY)
+    assert [t.effective for t in verdict.tests] == [Effective.ERROR]
+    assert verdict.counts["total"] == 1
+
+
+def test_write_verdict(tmp_path: Path) -> None:
+    verdict = decide(results(record("a::t")), POLICY, TODAY)
+    write_verdict(tmp_path / "verdict.json", verdict)
+    doc = json.loads((tmp_path / "verdict.json").read_text())
+    assert doc["decision"] == "promote" and doc["exit_code"] == 0
+    assert doc["tests"][0]["effective"] == "passed"
+    assert doc["today"] == "2025-06-01" and doc["run_id"] == "run-1"
