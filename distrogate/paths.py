@@ -27,3 +27,11 @@ def labs_dir() -> Path:
 def repo_root() -> Path:
     """The source checkout (for the built-in specs under ``images/``)."""
     return Path(__file__).resolve().parent.parent
+
+
+def new_run_id() -> str:
+    """A sortable, unique run id: UTC time plus random hex."""
+    import secrets
+    from datetime import UTC, datetime
+
+    return datetime.now(UTC).strftime("%Y%m%d-%H%M%S-") + secrets.token_hex(2)

@@ -14,7 +14,7 @@ _FATAL = [
     (re.compile(rb"ALERT! [^\r\n]* does not exist"), "initramfs could not find the root disk"),
 ]
 _LOGIN = re.compile(rb"login: ")
-AGENT_GRACE = 45.0  # seconds after a login prompt before a silent agent counts as missing
+AGENT_GRACE = 30.0  # seconds after a login prompt before a silent agent counts as missing
 
 
 def tail(path: Path, size: int = 65536) -> bytes:

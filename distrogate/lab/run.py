@@ -16,6 +16,7 @@ from types import TracebackType
 
 import libvirt
 
+from distrogate import paths
 from distrogate.errors import GuestError, InputError, LabError
 from distrogate.fsutil import atomic_write_json
 from distrogate.guest.machine import Machine
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 BOOT_TIMEOUT = 300.0
 _IDENTITY = """\
 set -e
+[ -n "$3" ] && date -u -s "@$3" >/dev/null
 hostname "$1"
 echo "$1" > /etc/hostname
 for dev in /sys/class/net/*; do
@@ -136,14 +138,20 @@ class LabRun:
                 with step("restore %s from template", name):
                     self._clone(vm, tdir)
                     machine.wait_for_agent(timeout=60)
-                    machine.handle.agent().command(
-                        "guest-set-time", {"time": time.time_ns()}, timeout=10)
+                clock = f"{time.time():.3f}"
             else:
                 with step("boot %s (%s, %s, cold)", name, image.name, accel):
                     make_overlay(image.disk, image.disk_format, disk)
                     vm.power_on()
                     machine.wait_for_agent(timeout=timeout)
-            machine.succeed(["sh", "-c", _IDENTITY, "identity", name[-60:], spec.mac], timeout=60)
+                clock = ""
+            machine.succeed(["sh", "-c", _IDENTITY, "identity", name[-60:], spec.mac, clock],
+                            timeout=60)
+        except GuestError as exc:
+            kept = _keep_console(vm)
+            self._forget(vm)
+            raise BootFailure(f"{name} ({image.name}): {exc.args[0].split(' (console log:')[0]}",
+                              kept) from None
         except BaseException:
             self._forget(vm)
             raise
@@ -269,6 +277,21 @@ class LabRun:
         # The guest kept the template's boot; its console so far is the template's.
         if not spec.console_log.exists():
             raise GuestError(f"{spec.name}: restored VM has no console log", spec.console_log)
+
+
+class BootFailure(GuestError):
+    """The guest did not come up (panic, no agent, stopped): a fact about the image when
+    another image boots on the same lab."""
+
+
+def _keep_console(vm: VM) -> Path | None:
+    """Copy a failed VM's console log somewhere that outlives the lab; return its path."""
+    if not vm.console_log.exists():
+        return None
+    target = paths.home() / "consoles" / f"{vm.name}.log"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(vm.console_log, target)
+    return target
 
 
 def _with_seed(spec: DomainSpec, seed: Path) -> DomainSpec:

@@ -1,0 +1,56 @@
+# distrogate — `make gate` gates the default pair; `make test` runs every test.
+# Both set up what they need on a fresh Debian 12 machine (run as root).
+
+VENV      ?= .venv
+PY        := $(VENV)/bin/python
+PYTEST    := $(VENV)/bin/pytest
+APT_PKGS  := libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients libvirt-dev \
+             pkg-config qemu-system-x86 qemu-utils ovmf mmdebstrap e2fsprogs dosfstools mtools \
+             fdisk iproute2 python3-venv python3-dev gcc make util-linux
+PYTEST_WORKERS ?= 2
+
+.PHONY: setup system-deps python-env gate test lint type unit vm bench clean-lab
+
+setup: system-deps python-env
+
+system-deps:
+	@missing=""; for p in $(APT_PKGS); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+python-env: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	/usr/bin/python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --upgrade pip
+	$(VENV)/bin/pip install -q -e '.[dev]'
+	touch $@
+
+## gate: the gate on the built-in default pair (candidate trixie vs promoted bookworm)
+gate: setup
+	$(VENV)/bin/distrogate gate --candidate candidate --baseline promoted
+
+## test: lint, types, unit tests, then the VM tests (harness and suites) on real VMs
+test: setup lint type
+	$(VENV)/bin/distrogate lab gc
+	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -rfEs tests suites
+
+lint: python-env
+	$(VENV)/bin/ruff check distrogate fixtures suites tests bench conftest.py
+
+type: python-env
+	$(VENV)/bin/mypy
+
+unit: python-env
+	$(PYTEST) -p no:cacheprovider -m "not vm" tests
+
+vm: setup
+	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -m vm tests suites
+
+bench: setup
+	$(PY) bench/bench_lab.py
+
+clean-lab: python-env
+	$(VENV)/bin/distrogate lab gc

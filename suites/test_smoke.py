@@ -1,0 +1,83 @@
+"""Smoke: both images boot to multi-user with no failed units, the agent answers, and the
+report records each image's os-release, kernel and glibc.
+
+Boot failures are judged differentially: a candidate that cannot boot while the baseline boots
+on the same lab is a regression (failed); if the baseline cannot boot either, the lab is at
+fault (error, so the verdict is inconclusive).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from distrogate.lab.run import BootFailure
+from distrogate.guest.machine import Machine
+from distrogate.images.artifact import ImageArtifact
+from fixtures.recording import Recorder
+
+pytestmark = pytest.mark.vm
+
+ROLES = ("baseline", "candidate")
+
+
+def _boot_differential(role: str, boot: Callable[..., Machine], candidate_image: ImageArtifact,
+                       baseline_image: ImageArtifact) -> Machine:
+    image = candidate_image if role == "candidate" else baseline_image
+    try:
+        return boot(image, role=role)
+    except BootFailure as exc:
+        if role != "candidate":
+            raise
+        boot(baseline_image, role="control")  # raises (error) if the lab cannot boot anything
+        pytest.fail(f"the candidate image does not boot while the baseline does on the same "
+                    f"lab: {exc}")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_boots_to_multi_user(role: str, boot: Callable[..., Machine],
+                             candidate_image: ImageArtifact, baseline_image: ImageArtifact,
+                             record: Recorder) -> None:
+    """The image reaches multi-user.target with no failed units."""
+    machine = _boot_differential(role, boot, candidate_image, baseline_image)
+    state = machine.execute("systemctl is-system-running --wait", timeout=180)
+    failed = machine.succeed("systemctl list-units --failed --plain --no-legend --no-pager")
+    record.measure(f"{role}_failed_units", len(failed.splitlines()), "count")
+    assert state.stdout_text.strip() == "running", (
+        f"{role}: system state {state.stdout_text.strip()!r}; failed units: {failed.strip()}")
+    machine.succeed("systemctl is-active multi-user.target")
+
+
+@pytest.mark.parametrize("role", ROLES)
+def test_agent_answers(role: str, request: pytest.FixtureRequest) -> None:
+    """The guest agent answers pings and reports its version."""
+    machine: Machine = request.getfixturevalue(role)
+    agent = machine.handle.agent()
+    agent.command("guest-ping", timeout=10)
+    info = agent.command("guest-info", timeout=10)
+    assert info.get("version"), f"{role}: guest-info has no version: {info}"
+
+
+def test_image_facts(candidate: Machine, baseline: Machine, record: Recorder) -> None:
+    """Record os-release, kernel and glibc of both images (as seen from inside)."""
+    facts = {}
+    for role, machine in (("candidate", candidate), ("baseline", baseline)):
+        os_release = dict(
+            line.split("=", 1) for line in machine.succeed("cat /etc/os-release").splitlines()
+            if "=" in line)
+        glibc = machine.succeed("getconf GNU_LIBC_VERSION").strip()
+        facts[role] = {
+            "os_release": os_release.get("PRETTY_NAME", "").strip('"'),
+            "kernel": machine.succeed("uname -r").strip(),
+            "glibc": glibc.removeprefix("glibc ").strip(),
+        }
+        assert facts[role]["os_release"], f"{role}: /etc/os-release has no PRETTY_NAME"
+        assert facts[role]["glibc"], f"{role}: no glibc version"
+    record.finding(
+        "images under test",
+        f"candidate: {facts['candidate']['os_release']}, kernel {facts['candidate']['kernel']}, "
+        f"glibc {facts['candidate']['glibc']}; baseline: {facts['baseline']['os_release']}, "
+        f"kernel {facts['baseline']['kernel']}, glibc {facts['baseline']['glibc']}",
+        data={f"{role}_{key}": value for role, values in facts.items()
+              for key, value in values.items()})
