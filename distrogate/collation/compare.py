@@ -1,0 +1,251 @@
+"""The collation comparison of two images: survey each, compare fingerprints, diff what differs.
+
+A *survey* of one image lists its locales, hashes their data files, and sorts the corpus under
+each selected locale with the image's own glibc. Locales whose LC_COLLATE and LC_CTYPE files are
+byte-identical in that image sort identically (the order is a function of the libc and those
+files), so by default one representative per such group is sorted and its result stands for the
+group (``dedupe=False`` sorts every locale). Orders of the representatives stay in the guest and
+are fetched only where the fingerprints of the two images differ.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from distrogate.collation import guest as g
+from distrogate.collation.corpus import Corpus
+from distrogate.collation.diff import OrderDiff, diff_orders
+from distrogate.errors import GuestError
+
+log = logging.getLogger(__name__)
+
+ACTION = ("indexes on text in this locale must be rebuilt (REINDEX) before the new image serves "
+          "data; until then lookups may miss rows and unique constraints may admit duplicates")
+MISSING_ACTION = ("databases created in this locale cannot be served by the new image: keep the "
+                  "locale (install it) or migrate those databases first")
+ORDERS_DIR = f"{g.WORKDIR}/orders"
+
+
+@dataclass
+class Survey:
+    """One image's collation facts."""
+
+    machine: str
+    available: list[str]
+    hashes: dict[str, dict[str, str]]
+    results: dict[str, g.SortResult]
+    representative: dict[str, str]  # locale -> the locale whose sort stands for it
+    seconds: float
+    sort_seconds: float
+
+
+@dataclass
+class LocaleOutcome:
+    """The verdict on one locale."""
+
+    locale: str
+    status: str  # unchanged | changed | missing | error
+    detail: str = ""
+    diff: OrderDiff | None = None
+    files_changed: list[str] = field(default_factory=list)
+    baseline: g.SortResult | None = None
+    candidate: g.SortResult | None = None
+
+    def summary(self) -> dict[str, Any]:
+        """Plain data for findings and artifacts."""
+        out: dict[str, Any] = {"locale": self.locale, "status": self.status,
+                               "locale_files_changed": self.files_changed}
+        if self.detail:
+            out["detail"] = self.detail
+        if self.diff is not None:
+            out.update(self.diff.summary())
+        if self.baseline is not None:
+            out["fingerprint_baseline"] = self.baseline.fingerprint
+            out["codeset"] = self.baseline.codeset
+        if self.candidate is not None:
+            out["fingerprint_candidate"] = self.candidate.fingerprint
+        if self.status == "changed":
+            out["action"] = ACTION
+        elif self.status == "missing":
+            out["action"] = MISSING_ACTION
+        return out
+
+    def headline(self) -> str:
+        """One line: what happened to this locale."""
+        if self.status == "changed" and self.diff is not None:
+            d = self.diff
+            blocks = ", ".join(list(d.blocks)[:4]) + (" ..." if len(d.blocks) > 4 else "")
+            return (f"{self.locale}: {len(d.moved)} of {d.compared} strings moved, "
+                    f"{len(d.code_points)} code points in {len(d.blocks)} blocks ({blocks}); "
+                    f"ASCII {'AFFECTED' if d.ascii_affected else 'unaffected'}")
+        return f"{self.locale}: {self.status}{': ' + self.detail if self.detail else ''}"
+
+
+@dataclass
+class Comparison:
+    """The comparison of all selected locales between baseline and candidate."""
+
+    corpus: Corpus
+    locales: list[str]
+    outcomes: dict[str, LocaleOutcome]
+    baseline: Survey
+    candidate: Survey
+    seconds: float
+
+    def by_status(self, status: str, among: list[str] | None = None) -> list[LocaleOutcome]:
+        """Outcomes with ``status`` (optionally only for ``among``), in locale order."""
+        names = among if among is not None else self.locales
+        return [self.outcomes[n] for n in names if self.outcomes[n].status == status]
+
+    def files_changed(self) -> dict[str, list[str]]:
+        """Selected locales whose data files differ between the images: locale -> categories."""
+        return {n: o.files_changed for n, o in self.outcomes.items() if o.files_changed}
+
+    def summary(self) -> dict[str, Any]:
+        """The whole comparison as plain data (the suite's artifact)."""
+        return {
+            "corpus": self.corpus.summary(),
+            "locales_checked": len(self.locales),
+            "changed": [o.locale for o in self.by_status("changed")],
+            "missing": [o.locale for o in self.by_status("missing")],
+            "errors": [o.locale for o in self.by_status("error")],
+            "unchanged": [o.locale for o in self.by_status("unchanged")],
+            "seconds": round(self.seconds, 1),
+            "baseline": {"machine": self.baseline.machine, "seconds": self.baseline.seconds,
+                         "sort_seconds": self.baseline.sort_seconds,
+                         "distinct_collations": len(set(self.baseline.representative.values()))},
+            "candidate": {"machine": self.candidate.machine, "seconds": self.candidate.seconds,
+                          "sort_seconds": self.candidate.sort_seconds,
+                          "distinct_collations": len(
+                              set(self.candidate.representative.values()))},
+            "locales": {n: o.summary() for n, o in self.outcomes.items()},
+        }
+
+
+def group_representatives(locales: list[str],
+                          hashes: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Map each locale to the first locale with byte-identical LC_COLLATE and LC_CTYPE.
+
+    Locales without data files (C, POSIX: built into glibc) represent themselves.
+    """
+    first: dict[tuple[str, str], str] = {}
+    out: dict[str, str] = {}
+    for name in locales:
+        files = hashes.get(name, {})
+        key = (files.get("LC_COLLATE", ""), files.get("LC_CTYPE", ""))
+        if not all(key):
+            out[name] = name
+            continue
+        out[name] = first.setdefault(key, name)
+    return out
+
+
+def order_path(locale: str) -> str:
+    """Where the sorter leaves ``locale``'s order in the guest."""
+    return f"{ORDERS_DIR}/{locale.replace('/', '_')}.u32"
+
+
+def survey(machine: g.GuestLike, corpus: Corpus, locales: list[str] | None, *,
+           dedupe: bool = True, jobs: int = 2, timeout: float = 3600) -> Survey:
+    """Sort ``corpus`` under ``locales`` (those the machine ships, if None) in ``machine``.
+
+    Locales the machine does not ship get status ``missing`` in the results.
+    """
+    started = time.monotonic()
+    corpus_path = g.install(machine, corpus)
+    available = g.list_locales(machine)
+    hashes = g.locale_file_hashes(machine)
+    wanted = list(available) if locales is None else list(locales)
+    present = [n for n in wanted if n in set(available)]
+    reps = group_representatives(present, hashes) if dedupe else {n: n for n in present}
+    to_sort = sorted(set(reps.values()), key=present.index)
+    machine.succeed(["sh", "-c", f"rm -rf {ORDERS_DIR} && mkdir -p {ORDERS_DIR}"], timeout=60)
+    sort_started = time.monotonic()
+    results = g.run_sorter(machine, corpus_path, to_sort,
+                           orders={n: order_path(n) for n in to_sort}, jobs=jobs,
+                           timeout=timeout)
+    sort_seconds = time.monotonic() - sort_started
+    full: dict[str, g.SortResult] = {}
+    for name in wanted:
+        if name not in reps:
+            full[name] = g.SortResult(name, "missing", "-", 0, 0, "-", 0.0)
+        else:
+            rep = results[reps[name]]
+            full[name] = g.SortResult(name, rep.status, rep.codeset, rep.included, rep.ties,
+                                      rep.fingerprint, rep.seconds)
+    log.info("%s: sorted %d strings under %d locales (%d distinct collations) in %.1fs",
+             machine.name, len(corpus), len(present), len(to_sort), sort_seconds)
+    return Survey(machine.name, available, hashes, full, reps,
+                  time.monotonic() - started, sort_seconds)
+
+
+def compare_images(baseline: g.GuestLike, candidate: g.GuestLike, corpus: Corpus,
+                   requested: list[str] | None = None, *, dedupe: bool = True, jobs: int = 2,
+                   timeout: float = 3600) -> Comparison:
+    """Compare collation of ``baseline`` and ``candidate`` for ``requested`` locales.
+
+    ``requested`` are policy names (``en_US.UTF-8``); None means every locale the baseline ships.
+    Raises :class:`~distrogate.errors.InputError` for a name the baseline does not ship.
+    """
+    started = time.monotonic()
+    available = g.list_locales(baseline)
+    locales = g.select_locales(available, requested)
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        base_f = pool.submit(survey, baseline, corpus, locales, dedupe=dedupe, jobs=jobs,
+                             timeout=timeout)
+        cand_f = pool.submit(survey, candidate, corpus, locales, dedupe=dedupe, jobs=jobs,
+                             timeout=timeout)
+        base, cand = base_f.result(), cand_f.result()
+    outcomes = _outcomes(locales, base, cand)
+    _diff_changed(outcomes, base, cand, baseline, candidate, corpus, timeout)
+    return Comparison(corpus, locales, outcomes, base, cand, time.monotonic() - started)
+
+
+def _outcomes(locales: list[str], base: Survey, cand: Survey) -> dict[str, LocaleOutcome]:
+    outcomes: dict[str, LocaleOutcome] = {}
+    for name in locales:
+        b, c = base.results[name], cand.results[name]
+        bf, cf = base.hashes.get(name, {}), cand.hashes.get(name, {})
+        files = sorted(k for k in set(bf) | set(cf) if bf.get(k) != cf.get(k))
+        if c.status == "missing":
+            outcome = LocaleOutcome(name, "missing", "the baseline ships this locale, the "
+                                    "candidate does not", baseline=b, candidate=c)
+        elif not b.ok or not c.ok:
+            outcome = LocaleOutcome(name, "error", f"sorter: baseline {b.status}, candidate "
+                                    f"{c.status}", baseline=b, candidate=c)
+        elif b.fingerprint == c.fingerprint and b.included == c.included:
+            outcome = LocaleOutcome(name, "unchanged", baseline=b, candidate=c)
+        else:
+            outcome = LocaleOutcome(name, "changed", baseline=b, candidate=c)
+        outcome.files_changed = files
+        outcomes[name] = outcome
+    return outcomes
+
+
+def _diff_changed(outcomes: dict[str, LocaleOutcome], base: Survey, cand: Survey,
+                  baseline: g.GuestLike, candidate: g.GuestLike, corpus: Corpus,
+                  timeout: float) -> None:
+    """Fetch orders and diff them, once per distinct (baseline, candidate) fingerprint pair."""
+    cache: dict[tuple[str, str], OrderDiff] = {}
+    for outcome in outcomes.values():
+        if outcome.status != "changed" or outcome.baseline is None or outcome.candidate is None:
+            continue
+        key = (outcome.baseline.fingerprint, outcome.candidate.fingerprint)
+        if key not in cache:
+            name = outcome.locale
+            try:
+                base_order = g.fetch_order(baseline, order_path(base.representative[name]),
+                                           timeout=timeout)
+                cand_order = g.fetch_order(candidate, order_path(cand.representative[name]),
+                                           timeout=timeout)
+                cache[key] = diff_orders(base_order, cand_order, corpus)
+            except GuestError as exc:
+                outcome.status, outcome.detail = "error", f"fetching orders: {exc}"
+                continue
+            log.info("collation %s: %s", name, LocaleOutcome(name, "changed",
+                                                             diff=cache[key]).headline())
+        outcome.diff = cache[key]

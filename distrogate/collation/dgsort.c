@@ -1,0 +1,341 @@
+/* dgsort: sort a corpus under many locales with the running system's own glibc.
+ *
+ * Compiled on the host by distrogate (gcc -O2, no fortify, libc only, old symbol
+ * versions) and shipped into each guest, so that every image sorts with its own
+ * libc and its own locale data.
+ *
+ * usage: dgsort [-j JOBS] [-O LOCALE:PATH]... CORPUS LOCALE...
+ *   CORPUS   NUL-terminated UTF-8 strings ("-" reads standard input)
+ *   LOCALE   locale names as `locale -a` prints them
+ *   -j JOBS  worker processes (locales are shared among them)
+ *   -O L:P   also write the order for locale L to file P: the sorted string
+ *            indices as little-endian uint32 (strings the locale's charset
+ *            cannot encode are left out)
+ *
+ * Output, one line per locale, in argument order:
+ *   LOCALE \t STATUS \t CODESET \t INCLUDED \t TIES \t FINGERPRINT \t SECONDS
+ * STATUS is "ok", "missing" (newlocale failed) or "error:<what>".
+ * FINGERPRINT is two FNV-1a 64-bit hashes of the sorted index sequence.
+ * Order: strxfrm key (strcmp), then the bytes of the string (as PostgreSQL
+ * breaks ties of deterministic collations), so the order is total.
+ */
+#include <errno.h>
+#include <iconv.h>
+#include <langinfo.h>
+#include <locale.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define LINE_MAX_OUT 512
+
+#if defined(DGSORT_OWN_START) && defined(__x86_64__)
+/* Our own entry point, bound to the oldest __libc_start_main, so the binary also runs on
+ * glibc older than 2.34 (whose crt1.o would require __libc_start_main@GLIBC_2.34).
+ * Built with -nostartfiles; there are no constructors to run. */
+__asm__(".symver __libc_start_main,__libc_start_main@GLIBC_2.2.5");
+__asm__(".text\n"
+        ".globl _start\n"
+        ".type _start,@function\n"
+        "_start:\n"
+        "  xor %ebp, %ebp\n"
+        "  mov %rdx, %r9\n"
+        "  pop %rsi\n"
+        "  mov %rsp, %rdx\n"
+        "  and $-16, %rsp\n"
+        "  push %rax\n"
+        "  push %rsp\n"
+        "  xor %r8d, %r8d\n"
+        "  xor %ecx, %ecx\n"
+        "  lea main(%rip), %rdi\n"
+        "  call *__libc_start_main@GOTPCREL(%rip)\n"
+        "  hlt\n");
+#endif
+
+struct item {
+    const char *key;
+    const char *text;
+    uint32_t index;
+};
+
+static char *corpus;
+static size_t corpus_len;
+static const char **strings;
+static size_t nstrings;
+
+static double now(void) {
+    struct timeval tv;
+    gettimeofday(&tv, NULL);
+    return (double)tv.tv_sec + (double)tv.tv_usec / 1e6;
+}
+
+static void *xmalloc(size_t n) {
+    void *p = malloc(n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "dgsort: out of memory (%zu bytes)\n", n);
+        exit(3);
+    }
+    return p;
+}
+
+static void read_corpus(const char *path) {
+    FILE *f = strcmp(path, "-") == 0 ? stdin : fopen(path, "rb");
+    size_t cap = 1 << 20, n;
+    if (!f) {
+        fprintf(stderr, "dgsort: %s: %s\n", path, strerror(errno));
+        exit(2);
+    }
+    corpus = xmalloc(cap + 1);
+    corpus_len = 0;
+    while ((n = fread(corpus + corpus_len, 1, cap - corpus_len, f)) > 0) {
+        corpus_len += n;
+        if (corpus_len == cap) {
+            cap *= 2;
+            corpus = realloc(corpus, cap + 1);
+            if (!corpus) {
+                fprintf(stderr, "dgsort: out of memory reading corpus\n");
+                exit(3);
+            }
+        }
+    }
+    if (f != stdin)
+        fclose(f);
+    if (corpus_len && corpus[corpus_len - 1] != '\0')
+        corpus[corpus_len++] = '\0';
+    nstrings = 0;
+    for (size_t i = 0; i < corpus_len; i++)
+        if (corpus[i] == '\0')
+            nstrings++;
+    strings = xmalloc(nstrings * sizeof *strings);
+    size_t k = 0, start = 0;
+    for (size_t i = 0; i < corpus_len; i++)
+        if (corpus[i] == '\0') {
+            strings[k++] = corpus + start;
+            start = i + 1;
+        }
+}
+
+static int cmp_item(const void *a, const void *b) {
+    const struct item *x = a, *y = b;
+    int c = strcmp(x->key, y->key);
+    if (c)
+        return c;
+    c = strcmp(x->text, y->text);
+    if (c)
+        return c;
+    return x->index < y->index ? -1 : x->index > y->index;
+}
+
+/* Append s to the arena, growing it; returns the offset. */
+struct arena {
+    char *buf;
+    size_t len, cap;
+};
+
+static size_t arena_reserve(struct arena *a, size_t n) {
+    if (a->len + n > a->cap) {
+        size_t cap = a->cap ? a->cap : (1 << 20);
+        while (a->len + n > cap)
+            cap *= 2;
+        a->buf = realloc(a->buf, cap);
+        if (!a->buf) {
+            fprintf(stderr, "dgsort: out of memory (arena %zu)\n", cap);
+            exit(3);
+        }
+        a->cap = cap;
+    }
+    return a->len;
+}
+
+static void sort_locale(const char *name, const char *order_path, char *out) {
+    double t0 = now();
+    locale_t loc = newlocale(LC_COLLATE_MASK | LC_CTYPE_MASK, name, (locale_t)0);
+    if (!loc) {
+        snprintf(out, LINE_MAX_OUT, "%s\tmissing\t-\t0\t0\t-\t0\n", name);
+        return;
+    }
+    const char *codeset = nl_langinfo_l(CODESET, loc);
+    char cs[64];
+    snprintf(cs, sizeof cs, "%s", codeset && *codeset ? codeset : "?");
+    int utf8 = strcmp(cs, "UTF-8") == 0;
+    iconv_t cd = (iconv_t)-1;
+    if (!utf8) {
+        cd = iconv_open(cs, "UTF-8");
+        if (cd == (iconv_t)-1) {
+            snprintf(out, LINE_MAX_OUT, "%s\terror:iconv-%s\t%s\t0\t0\t-\t0\n", name, cs, cs);
+            freelocale(loc);
+            return;
+        }
+    }
+    struct arena text = {0}, keys = {0};
+    size_t *text_off = xmalloc(nstrings * sizeof *text_off);
+    size_t *key_off = xmalloc(nstrings * sizeof *key_off);
+    uint32_t *idx = xmalloc(nstrings * sizeof *idx);
+    size_t n = 0;
+    for (size_t i = 0; i < nstrings; i++) {
+        const char *s = strings[i];
+        size_t off;
+        if (utf8) {
+            off = (size_t)-1; /* use the corpus bytes directly */
+        } else {
+            size_t inlen = strlen(s), room = inlen * 4 + 8;
+            off = arena_reserve(&text, room);
+            char *inp = (char *)s, *outp = text.buf + off;
+            size_t inleft = inlen, outleft = room - 1;
+            iconv(cd, NULL, NULL, NULL, NULL);
+            if (iconv(cd, &inp, &inleft, &outp, &outleft) == (size_t)-1 ||
+                iconv(cd, NULL, NULL, &outp, &outleft) == (size_t)-1)
+                continue; /* not representable in this charset */
+            *outp++ = '\0';
+            text.len = (size_t)(outp - text.buf);
+        }
+        text_off[n] = off;
+        idx[n] = (uint32_t)i;
+        n++;
+    }
+    for (size_t j = 0; j < n; j++) {
+        const char *s = text_off[j] == (size_t)-1 ? strings[idx[j]] : text.buf + text_off[j];
+        size_t guess = strlen(s) * 24 + 32;
+        size_t off = arena_reserve(&keys, guess);
+        size_t need = strxfrm_l(keys.buf + off, s, guess, loc);
+        if (need >= guess) {
+            off = arena_reserve(&keys, need + 1);
+            strxfrm_l(keys.buf + off, s, need + 1, loc);
+        }
+        key_off[j] = off;
+        keys.len = off + need + 1;
+    }
+    struct item *items = xmalloc(n * sizeof *items);
+    for (size_t j = 0; j < n; j++) {
+        items[j].key = keys.buf + key_off[j];
+        items[j].text = text_off[j] == (size_t)-1 ? strings[idx[j]] : text.buf + text_off[j];
+        items[j].index = idx[j];
+    }
+    qsort(items, n, sizeof *items, cmp_item);
+    uint64_t h1 = 1469598103934665603ULL, h2 = 7809847782465536322ULL;
+    size_t ties = 0;
+    for (size_t j = 0; j < n; j++) {
+        uint32_t v = items[j].index;
+        for (int b = 0; b < 4; b++) {
+            unsigned char byte = (unsigned char)(v >> (8 * b));
+            h1 = (h1 ^ byte) * 1099511628211ULL;
+            h2 = (h2 ^ (byte ^ 0x5a)) * 0x100000001b3ULL + 0x9e3779b97f4a7c15ULL;
+        }
+        if (j && strcmp(items[j].key, items[j - 1].key) == 0)
+            ties++;
+    }
+    if (order_path) {
+        FILE *f = fopen(order_path, "wb");
+        if (!f) {
+            snprintf(out, LINE_MAX_OUT, "%s\terror:open-order\t%s\t0\t0\t-\t0\n", name, cs);
+            goto done;
+        }
+        for (size_t j = 0; j < n; j++) {
+            uint32_t v = items[j].index;
+            unsigned char b[4] = {v & 255, (v >> 8) & 255, (v >> 16) & 255, (v >> 24) & 255};
+            fwrite(b, 1, 4, f);
+        }
+        if (fclose(f) != 0) {
+            snprintf(out, LINE_MAX_OUT, "%s\terror:write-order\t%s\t0\t0\t-\t0\n", name, cs);
+            goto done;
+        }
+    }
+    snprintf(out, LINE_MAX_OUT, "%s\tok\t%s\t%zu\t%zu\t%016llx%016llx\t%.4f\n", name, cs, n,
+             ties, (unsigned long long)h1, (unsigned long long)h2, now() - t0);
+done:
+    free(items);
+    free(idx);
+    free(key_off);
+    free(text_off);
+    free(keys.buf);
+    free(text.buf);
+    if (cd != (iconv_t)-1)
+        iconv_close(cd);
+    freelocale(loc);
+}
+
+int main(int argc, char **argv) {
+    int jobs = 1;
+    const char **order_locale = xmalloc((size_t)argc * sizeof(char *));
+    const char **order_path = xmalloc((size_t)argc * sizeof(char *));
+    int norders = 0, opt;
+    while ((opt = getopt(argc, argv, "j:O:")) != -1) {
+        if (opt == 'j') {
+            jobs = atoi(optarg);
+            if (jobs < 1 || jobs > 64)
+                jobs = 1;
+        } else if (opt == 'O') {
+            char *colon = strrchr(optarg, ':');
+            if (!colon) {
+                fprintf(stderr, "dgsort: -O needs LOCALE:PATH\n");
+                return 2;
+            }
+            *colon = '\0';
+            order_locale[norders] = optarg;
+            order_path[norders++] = colon + 1;
+        } else {
+            fprintf(stderr, "usage: dgsort [-j JOBS] [-O LOCALE:PATH]... CORPUS LOCALE...\n");
+            return 2;
+        }
+    }
+    if (argc - optind < 1) {
+        fprintf(stderr, "usage: dgsort [-j JOBS] [-O LOCALE:PATH]... CORPUS LOCALE...\n");
+        return 2;
+    }
+    read_corpus(argv[optind]);
+    int nloc = argc - optind - 1;
+    char **names = argv + optind + 1;
+    if (nloc == 0)
+        return 0;
+    char *results = mmap(NULL, (size_t)nloc * LINE_MAX_OUT, PROT_READ | PROT_WRITE,
+                         MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (results == MAP_FAILED) {
+        fprintf(stderr, "dgsort: mmap: %s\n", strerror(errno));
+        return 3;
+    }
+    memset(results, 0, (size_t)nloc * LINE_MAX_OUT);
+    if (jobs > nloc)
+        jobs = nloc;
+    pid_t *pids = xmalloc((size_t)jobs * sizeof *pids);
+    for (int w = 0; w < jobs; w++) {
+        pid_t pid = jobs == 1 ? 0 : fork();
+        if (pid < 0) {
+            fprintf(stderr, "dgsort: fork: %s\n", strerror(errno));
+            return 3;
+        }
+        if (pid == 0) {
+            for (int i = w; i < nloc; i += jobs) {
+                const char *path = NULL;
+                for (int k = 0; k < norders; k++)
+                    if (strcmp(order_locale[k], names[i]) == 0)
+                        path = order_path[k];
+                sort_locale(names[i], path, results + (size_t)i * LINE_MAX_OUT);
+            }
+            if (jobs == 1)
+                break;
+            _exit(0);
+        }
+        pids[w] = pid;
+    }
+    int failed = 0;
+    if (jobs > 1)
+        for (int w = 0; w < jobs; w++) {
+            int status;
+            if (waitpid(pids[w], &status, 0) < 0 || !WIFEXITED(status) || WEXITSTATUS(status))
+                failed = 1;
+        }
+    for (int i = 0; i < nloc; i++) {
+        const char *line = results + (size_t)i * LINE_MAX_OUT;
+        if (*line)
+            fputs(line, stdout);
+        else
+            printf("%s\terror:worker\t-\t0\t0\t-\t0\n", names[i]);
+    }
+    return failed ? 4 : 0;
+}

@@ -1,0 +1,89 @@
+"""The collation suite's settings: the policy's ``suites: {collation: {...}}`` section.
+
+Keys (all optional):
+
+``locales``
+    Locale names to check (policy spelling, e.g. ``en_US.UTF-8``), or ``all`` (the default):
+    every locale the baseline image ships.
+``blocking_locales``
+    Locales whose changes gate the image (``all``, or a list; default: none). Every other
+    checked locale is advisory. Must be among ``locales`` when that is a list.
+``corpus``
+    ``quick`` (default) or ``full``; the pytest option ``--corpus`` overrides it.
+``dedupe``
+    Sort one locale per group of byte-identical LC_COLLATE+LC_CTYPE files (default true).
+``jobs``
+    Sorter processes per guest (default 2).
+``hypothesis_examples``
+    Random string lists tried per run of the property test (default 25).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from distrogate.collation.corpus import SIZES
+from distrogate.collation.guest import normalize_locale
+from distrogate.errors import InputError
+
+KEYS = ("locales", "blocking_locales", "corpus", "dedupe", "jobs", "hypothesis_examples")
+
+
+@dataclass(frozen=True)
+class CollationSettings:
+    """Validated settings; ``locales`` None means all the baseline ships."""
+
+    locales: tuple[str, ...] | None = None
+    blocking: tuple[str, ...] | None = ()  # None means all
+    corpus: str = "quick"
+    dedupe: bool = True
+    jobs: int = 2
+    hypothesis_examples: int = 25
+
+    def is_blocking(self, locale: str) -> bool:
+        """Whether a change in ``locale`` (a ``locale -a`` name) gates the image."""
+        if self.blocking is None:
+            return True
+        return normalize_locale(locale) in {normalize_locale(b) for b in self.blocking}
+
+
+def parse_settings(raw: dict[str, Any] | None, *, corpus_override: str | None = None,
+                   where: str = "policy suites.collation") -> CollationSettings:
+    """Validate the policy section; raises :class:`InputError` naming the bad key."""
+    raw = dict(raw or {})
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise InputError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
+    locales = _locale_list(raw.get("locales", "all"), f"{where}.locales")
+    blocking = _locale_list(raw.get("blocking_locales", []), f"{where}.blocking_locales")
+    if locales is not None and blocking is not None:
+        chosen = {normalize_locale(n) for n in locales}
+        outside = [b for b in blocking if normalize_locale(b) not in chosen]
+        if outside:
+            raise InputError(f"{where}.blocking_locales: {', '.join(outside)} not in "
+                             f"{where}.locales")
+    corpus = corpus_override or raw.get("corpus", "quick")
+    if corpus not in SIZES:
+        raise InputError(f"{where}.corpus: {corpus!r} is not one of {', '.join(SIZES)}")
+    dedupe = raw.get("dedupe", True)
+    if not isinstance(dedupe, bool):
+        raise InputError(f"{where}.dedupe: expected true or false, got {dedupe!r}")
+    jobs = raw.get("jobs", 2)
+    if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= 16:
+        raise InputError(f"{where}.jobs: expected an integer from 1 to 16, got {jobs!r}")
+    examples = raw.get("hypothesis_examples", 25)
+    if not isinstance(examples, int) or isinstance(examples, bool) or not 0 <= examples <= 10000:
+        raise InputError(f"{where}.hypothesis_examples: expected an integer from 0 to 10000, "
+                         f"got {examples!r}")
+    return CollationSettings(locales, blocking, str(corpus), dedupe, jobs, examples)
+
+
+def _locale_list(value: Any, where: str) -> tuple[str, ...] | None:
+    if value == "all":
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise InputError(f"{where}: expected 'all' or a list of locale names, got {value!r}")
+    for name in value:
+        normalize_locale(name)  # raises for malformed names
+    return tuple(v.strip() for v in value)

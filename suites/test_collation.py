@@ -1,0 +1,187 @@
+"""Collation: every checked locale must sort text on the candidate exactly as on the baseline.
+
+A changed sort order silently corrupts every index on text built under the old order (lookups
+miss rows, unique constraints admit duplicates). The corpus (every assigned code point in short
+contexts, see ``distrogate.collation.corpus``) is sorted with each image's own glibc and locale
+data; fingerprints of the orders are compared, and where they differ the orders are diffed.
+
+Settings: the policy's ``suites: {collation: {...}}`` (see ``distrogate.collation.settings``);
+``--corpus quick|full`` picks the corpus size (the full size: ``pytest suites/test_collation.py
+--corpus full``). Tests: one per locale group (blocking, advisory) and a property test with
+random strings (hypothesis) for the blocking locales.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from distrogate.collation import guest as g
+from distrogate.collation.compare import ACTION, Comparison, LocaleOutcome, compare_images
+from distrogate.collation.corpus import Corpus, build_corpus
+from distrogate.collation.diff import show
+from distrogate.collation.settings import CollationSettings, parse_settings
+from distrogate.collation.strategies import string_lists
+from distrogate.errors import GuestError
+from distrogate.guest.machine import Machine
+from distrogate.policy import Policy
+
+pytestmark = [pytest.mark.vm]
+
+GROUPS = ("blocking", "advisory")
+SHRINK_BUDGET = 90.0  # seconds of guest round trips spent shrinking a failing example
+
+
+@pytest.fixture(scope="module")
+def collation_settings(policy: Policy, pytestconfig: pytest.Config) -> CollationSettings:
+    """The validated ``suites.collation`` policy section (``--corpus`` overrides its size)."""
+    override = pytestconfig.getoption("corpus", default=None)
+    return parse_settings(policy.suite_config("collation"), corpus_override=override)
+
+
+@pytest.fixture(scope="module")
+def collation_corpus(collation_settings: CollationSettings) -> Corpus:
+    """The corpus of the configured size."""
+    return build_corpus(collation_settings.corpus)
+
+
+@pytest.fixture(scope="module")
+def comparison(baseline: Machine, candidate: Machine, collation_settings: CollationSettings,
+               collation_corpus: Corpus) -> Comparison:
+    """Both images sorted and compared, once per module."""
+    requested = list(collation_settings.locales) if collation_settings.locales else None
+    return compare_images(baseline, candidate, collation_corpus, requested,
+                          dedupe=collation_settings.dedupe, jobs=collation_settings.jobs)
+
+
+def _group(comparison: Comparison, cfg: CollationSettings, group: str) -> list[str]:
+    blocking = [n for n in comparison.locales if cfg.is_blocking(n)]
+    if group == "blocking":
+        return blocking
+    return [n for n in comparison.locales if n not in set(blocking)]
+
+
+def _write_artifact(record: Any, name: str, data: Any) -> Path:
+    path = Path(record.run_dir) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=1, ensure_ascii=False, sort_keys=True) + "\n")
+    return path
+
+
+def _finding(record: Any, outcome: LocaleOutcome, group: str) -> None:
+    data = outcome.summary()
+    data["group"] = group
+    if outcome.status == "changed" and outcome.diff is not None:
+        d = outcome.diff
+        examples = "; ".join(f.describe() for f in d.examples[:3])
+        detail = (f"{len(d.moved)} of {d.compared} strings and {len(d.code_points)} code points "
+                  f"moved; blocks: {', '.join(f'{b} ({n})' for b, n in list(d.blocks.items())[:6])}"
+                  f"; plain ASCII {'is AFFECTED' if d.ascii_affected else 'is not affected'}; "
+                  f"e.g. {examples}; locale files changed: "
+                  f"{', '.join(outcome.files_changed) or 'none (the glibc code changed)'}. "
+                  f"Action: {ACTION}.")
+        record.finding(f"collation of {outcome.locale} changed", detail, data)
+    else:
+        action = f". Action: {data['action']}." if "action" in data else ""
+        record.finding(f"collation of {outcome.locale}: {outcome.status}",
+                       outcome.detail + action, data)
+
+
+@pytest.mark.parametrize("group", GROUPS)
+def test_locale_order(group: str, comparison: Comparison, collation_settings: CollationSettings,
+                      record: Any) -> None:
+    """Every locale of the group sorts the corpus identically on both images and still exists."""
+    names = _group(comparison, collation_settings, group)
+    if not names:
+        pytest.skip(f"no {group} locales configured (policy suites.collation)")
+    errors = comparison.by_status("error", names)
+    if errors:
+        raise GuestError("collation sorter failed for " +
+                         "; ".join(o.headline() for o in errors[:5]))
+    changed = comparison.by_status("changed", names)
+    missing = comparison.by_status("missing", names)
+    unchanged = comparison.by_status("unchanged", names)
+    for outcome in missing + changed:
+        _finding(record, outcome, group)
+    files = {n: c for n, c in comparison.files_changed().items() if n in set(names)}
+    if files:
+        record.finding(f"locale data files changed in {len(files)} {group} locales",
+                       "; ".join(f"{n}: {', '.join(c)}" for n, c in list(files.items())[:20]),
+                       {"locales": files})
+    record.measure(f"{group}_locales_checked", len(names), "locales")
+    record.measure(f"{group}_locales_changed", len(changed), "locales")
+    record.measure(f"{group}_locales_missing", len(missing), "locales")
+    record.measure("corpus_strings", len(comparison.corpus), "strings",
+                   comparison.corpus.corpus_id)
+    record.measure("baseline_sort_seconds", comparison.baseline.sort_seconds, "s")
+    record.measure("candidate_sort_seconds", comparison.candidate.sort_seconds, "s")
+    summary = {"group": group, "corpus": comparison.corpus.summary(),
+               "checked_unchanged": [o.locale for o in unchanged],
+               "changed": {o.locale: o.summary() for o in changed},
+               "missing": [o.locale for o in missing]}
+    record.artifact(f"collation-{group}", _write_artifact(
+        record, f"collation/{group}.json", summary), "json")
+    lines = [o.headline() for o in missing + changed]
+    assert not lines, (
+        f"{len(changed)} {group} locale(s) sort differently and {len(missing)} are missing "
+        f"({len(unchanged)} of {len(names)} unchanged):\n  " + "\n  ".join(lines[:40]) +
+        (f"\n  ... and {len(lines) - 40} more" if len(lines) > 40 else "") +
+        f"\nAction: {ACTION}")
+
+
+def test_random_strings_sort_alike(baseline: Machine, candidate: Machine,
+                                   comparison: Comparison,
+                                   collation_settings: CollationSettings, record: Any) -> None:
+    """Random lists of strings (hypothesis) sort alike in every blocking locale on both images.
+
+    A failing list is shrunk (within a time budget) to a minimal example and reported.
+    """
+    locales = [n for n in _group(comparison, collation_settings, "blocking")
+               if comparison.outcomes[n].status != "missing"]
+    if not locales or collation_settings.hypothesis_examples == 0:
+        pytest.skip("no blocking locales, or hypothesis_examples is 0")
+    seen: dict[tuple[str, ...], list[str]] = {}
+    first_failure: list[float] = []
+
+    def differing(strings: list[str]) -> list[str]:
+        key = tuple(strings)
+        if key in seen:
+            return seen[key]
+        if first_failure and time.monotonic() - first_failure[0] > SHRINK_BUDGET:
+            assume(False)  # out of shrinking budget: keep the smallest failure found so far
+        base = g.sort_strings(baseline, strings, locales)
+        cand = g.sort_strings(candidate, strings, locales)
+        out = [loc for loc in locales if base[loc] != cand[loc]]
+        if out and not first_failure:
+            first_failure.append(time.monotonic())
+        seen[key] = out
+        return out
+
+    @settings(max_examples=collation_settings.hypothesis_examples, deadline=None,
+              derandomize=True, database=None,
+              suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+    @given(st.data())
+    def prop(data: st.DataObject) -> None:
+        strings = data.draw(string_lists(), label="strings")
+        bad = differing(strings)
+        if bad:
+            base = g.sort_strings(baseline, strings, bad[:1])[bad[0]]
+            cand = g.sort_strings(candidate, strings, bad[:1])[bad[0]]
+            raise AssertionError(
+                f"{', '.join(bad)}: {len(strings)} strings sort differently; baseline order: "
+                f"{', '.join(show(strings[i]) for i in base)}; candidate order: "
+                f"{', '.join(show(strings[i]) for i in cand)}")
+
+    try:
+        prop()
+    except AssertionError as exc:
+        record.finding("random strings sort differently (hypothesis, shrunk)", str(exc)[:2000],
+                       {"locales": locales})
+        raise
+    record.measure("hypothesis_lists_sorted", len(seen), "lists")
