@@ -1,0 +1,70 @@
+"""The collation comparison on real VMs, against a planted fault.
+
+``images/tests/collation-fault.yaml`` is the promoted image with exactly one locale's collation
+changed on purpose (de_DE.UTF-8: ö and Ö sort after z). The comparison must name that locale and
+those characters, and find nothing in the other locales, including de_AT.UTF-8 and de_CH.UTF-8
+whose files were shared with de_DE.UTF-8 before the edit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from distrogate.collation import guest as g
+from distrogate.collation.compare import ACTION, compare_images
+from distrogate.collation.corpus import build_corpus
+from distrogate.errors import InputError
+from distrogate.guest.machine import Machine
+from distrogate.images.artifact import ImageArtifact
+from distrogate.images.build import build_image
+from distrogate.images.spec import load_spec
+
+FAULT_SPEC = Path(__file__).resolve().parent.parent / "images" / "tests" / "collation-fault.yaml"
+LOCALES = ["de_DE.UTF-8", "de_AT.UTF-8", "de_CH.UTF-8", "de_DE", "en_US.UTF-8", "sv_SE.UTF-8",
+           "C.UTF-8"]
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def fault_image() -> ImageArtifact:
+    """The promoted image with de_DE.UTF-8's collation edited (built once, then cached)."""
+    return build_image(load_spec(FAULT_SPEC))
+
+
+def test_planted_collation_fault_is_found_and_named(
+        boot: Callable[..., Machine], baseline_image: ImageArtifact,
+        fault_image: ImageArtifact) -> None:
+    base = boot(baseline_image, role="collbase")
+    fault = boot(fault_image, role="collfault")
+    result = compare_images(base, fault, build_corpus("quick"), LOCALES)
+
+    assert [o.locale for o in result.by_status("changed")] == ["de_DE.utf8"]
+    unchanged = {o.locale for o in result.by_status("unchanged")}
+    assert unchanged == {"de_AT.utf8", "de_CH.utf8", "de_DE", "en_US.utf8", "sv_SE.utf8",
+                         "C.utf8"}
+    outcome = result.outcomes["de_DE.utf8"]
+    assert outcome.diff is not None
+    assert set(outcome.diff.code_points) == {0xD6, 0xF6}
+    assert outcome.diff.blocks == {"Latin-1 Supplement": 2}
+    assert not outcome.diff.ascii_affected
+    assert outcome.files_changed == ["LC_COLLATE"]
+    examples = " ".join(f.describe() for f in outcome.diff.examples)
+    assert "U+00F6" in examples and "now sorts before" in examples
+    summary = outcome.summary()
+    assert summary["action"] == ACTION and summary["strings_moved"] >= 4
+    # Sorting every locale on its own agrees with the grouped (deduplicated) sort.
+    path = g.install(fault, result.corpus)
+    alone = g.run_sorter(fault, path, ["de_AT.utf8", "de_DE.utf8"], jobs=1)
+    assert alone["de_AT.utf8"].fingerprint == result.candidate.results["de_AT.utf8"].fingerprint
+    assert alone["de_DE.utf8"].fingerprint == result.candidate.results["de_DE.utf8"].fingerprint
+
+
+def test_unknown_locale_is_an_input_error(boot: Callable[..., Machine],
+                                          baseline_image: ImageArtifact) -> None:
+    base = boot(baseline_image, role="collnames")
+    with pytest.raises(InputError, match="xx_YY"):
+        compare_images(base, base, build_corpus("quick"), ["en_US.UTF-8", "xx_YY.UTF-8"])
