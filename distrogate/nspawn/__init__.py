@@ -1,0 +1,1 @@
+"""The machinectl / systemd-nspawn suite's library: container tree, installation, checks."""

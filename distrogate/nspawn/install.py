@@ -1,0 +1,124 @@
+"""Install a container tree in a guest: ``/var/lib/machines/<name>``, volumes, ``.nspawn`` file.
+
+The tree arrives as a read-only ext4 disk (an :class:`~distrogate.lab.xml.ExtraDisk` with a
+known serial, so it shows up as ``/dev/disk/by-id/virtio-<serial>``). Installation copies it to
+``/var/lib/machines/<name>`` (a plain directory tree, as on the fleet), seeds the writable
+volumes ``/srv/<name>/<volume>`` from the tree, and writes ``/etc/systemd/nspawn/<name>.nspawn``
+that locks the container down: read-only root, the volumes bound writable, a private network
+with loopback only, no user namespace (the tree's owners are used as they are).
+"""
+
+from __future__ import annotations
+
+import logging
+import shlex
+import time
+from dataclasses import dataclass
+
+from distrogate.guest.machine import Machine
+from distrogate.lab.xml import ExtraDisk
+from distrogate.logsteps import step
+from distrogate.nspawn.tree import ContainerArtifact, ContainerSpec
+
+log = logging.getLogger(__name__)
+
+DISK_SERIAL = "dg-nspawn-tree"
+SOURCE_MOUNT = "/run/distrogate-nspawn-tree"
+DEVICE_TIMEOUT = 60
+INSTALL_TIMEOUT = 600
+
+
+def tree_disk(artifact: ContainerArtifact) -> ExtraDisk:
+    """The read-only extra disk that carries ``artifact`` into a VM."""
+    return ExtraDisk(artifact.image, "raw", True, DISK_SERIAL)
+
+
+def volume_dir(spec: ContainerSpec, volume: str) -> str:
+    """The host (guest VM) directory of a container volume."""
+    return f"/srv/{spec.machine}/{volume}"
+
+
+def nspawn_settings(spec: ContainerSpec) -> str:
+    """The ``/etc/systemd/nspawn/<name>.nspawn`` file: the locked-down container.
+
+    Settings files under /etc/systemd/nspawn are trusted, and ``systemd-nspawn@.service`` runs
+    with ``--settings=override``, so they win over the unit's defaults (``-U``, a veth link).
+    """
+    lines = [
+        "# written by distrogate: a locked-down service container",
+        "[Exec]",
+        "Boot=yes",
+        "PrivateUsers=no",
+        "",
+        "[Files]",
+        "ReadOnly=yes",
+    ]
+    lines += [f"Bind={volume_dir(spec, v.name)}:{v.target}" for v in spec.volumes]
+    lines += [
+        "",
+        "[Network]",
+        "Private=yes",
+        "VirtualEthernet=no",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def install_script(spec: ContainerSpec, *, serial: str = DISK_SERIAL) -> str:
+    """The shell script that installs the tree from the disk with ``serial`` (idempotent)."""
+    q = shlex.quote
+    device = f"/dev/disk/by-id/virtio-{serial}"
+    target = f"/var/lib/machines/{spec.machine}"
+    lines = [
+        "set -eu",
+        f"src={q(SOURCE_MOUNT)}",
+        "mkdir -p \"$src\"",
+        f"mountpoint -q \"$src\" || mount -o ro {q(device)} \"$src\"",
+        "trap 'umount \"$src\"' EXIT",
+        "mkdir -p /var/lib/machines",
+        f"rm -rf {q(target)}",
+        f"cp -a \"$src\" {q(target)}",
+        f"rm -rf {q(target + '/lost+found')}",
+        f"chmod 0755 {q(target)}",
+        f"mkdir -p {q('/srv/' + spec.machine)}",
+    ]
+    for volume in spec.volumes:
+        directory = volume_dir(spec, volume.name)
+        lines.append(f"rm -rf {q(directory)}")
+        if volume.seed:
+            lines.append(f"cp -a \"$src\"{q(volume.target)} {q(directory)}")
+        else:
+            lines.append(f"mkdir -p {q(directory)}")
+    lines.append("mkdir -p /etc/systemd/nspawn")
+    lines.append(f"cat > /etc/systemd/nspawn/{spec.machine}.nspawn <<'DISTROGATE_EOF'\n"
+                 f"{nspawn_settings(spec)}DISTROGATE_EOF")
+    return "\n".join(lines) + "\n"
+
+
+@dataclass(frozen=True)
+class Installed:
+    """A container installed in a guest."""
+
+    spec: ContainerSpec
+    artifact: ContainerArtifact
+    seconds: float
+
+    @property
+    def machine(self) -> str:
+        """The container's machine name."""
+        return self.spec.machine
+
+
+def install(machine: Machine, artifact: ContainerArtifact, *, serial: str = DISK_SERIAL,
+            timeout: float = INSTALL_TIMEOUT) -> Installed:
+    """Install ``artifact`` (attached to ``machine`` as the disk with ``serial``).
+
+    Raises :class:`~distrogate.errors.GuestCommandFailed` if the disk never appears or the
+    installation fails.
+    """
+    started = time.monotonic()
+    with step("install nspawn tree %s in %s", artifact.machine, machine.name):
+        machine.wait_until_succeeds(["test", "-b", f"/dev/disk/by-id/virtio-{serial}"],
+                                    timeout=DEVICE_TIMEOUT)
+        machine.succeed(install_script(artifact.spec, serial=serial), timeout=timeout)
+    return Installed(artifact.spec, artifact, round(time.monotonic() - started, 2))

@@ -1,0 +1,118 @@
+"""Run the nspawn checks on images: boot with the tree disk, install, check, compare.
+
+Usable without pytest (``suites/test_nspawn.py`` and the fault tests are thin users of this).
+One VM at a time: each image's VM is removed before the next boots.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from distrogate.images.artifact import ImageArtifact
+from distrogate.lab.run import LabRun
+from distrogate.logsteps import step
+from distrogate.nspawn.checks import Bounds, Box, CheckResult, run_checks
+from distrogate.nspawn.compare import Comparison, compare
+from distrogate.nspawn.install import install, tree_disk
+from distrogate.nspawn.tree import ContainerArtifact, ContainerSpec, build_container
+
+log = logging.getLogger(__name__)
+
+CONFIG_KEYS = {"container", "start_timeout_s", "service_timeout_s", "poweroff_timeout_s",
+               "journal_timeout_s", "checks"}
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    """The suite's settings (policy ``suites: {nspawn: {...}}``)."""
+
+    container: ContainerSpec
+    bounds: Bounds
+    checks: tuple[str, ...] | None = None  # None: all
+
+    @classmethod
+    def from_mapping(cls, config: dict[str, Any]) -> SuiteConfig:
+        """Parse and validate the policy's mapping (unknown keys are an error)."""
+        unknown = sorted(set(config) - CONFIG_KEYS)
+        if unknown:
+            raise ValueError(f"suites.nspawn: unknown key {unknown[0]!r} "
+                             f"(known: {', '.join(sorted(CONFIG_KEYS))})")
+        checks = config.get("checks")
+        if checks is not None and (not isinstance(checks, list)
+                                   or not all(isinstance(c, str) for c in checks)):
+            raise ValueError("suites.nspawn.checks: expected a list of check names")
+        return cls(ContainerSpec.from_config(config), Bounds.from_config(config),
+                   tuple(checks) if checks is not None else None)
+
+
+@dataclass(frozen=True)
+class ImageRun:
+    """The checks on one image, and how long the parts took."""
+
+    role: str
+    image: ImageArtifact
+    results: tuple[CheckResult, ...]
+    boot_seconds: float
+    install_seconds: float
+    seconds: float
+
+    def failed(self) -> list[CheckResult]:
+        """The checks that failed (not attempted ones included)."""
+        return [r for r in self.results if not r.ok]
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready form (for the run's artifacts)."""
+        return {"role": self.role, "image": self.image.summary(),
+                "boot_seconds": self.boot_seconds, "install_seconds": self.install_seconds,
+                "seconds": self.seconds, "results": [r.to_dict() for r in self.results]}
+
+
+def run_on_image(lab_run: LabRun, image: ImageArtifact, tree: ContainerArtifact, *, role: str,
+                 bounds: Bounds, only: Sequence[str] | None = None) -> ImageRun:
+    """Boot ``image`` with the tree disk, install the container, run the checks, remove the VM."""
+    started = time.monotonic()
+    with step("nspawn checks on %s (%s)", role, image.name):
+        machine = lab_run.boot(image, role=role, extra_disks=[tree_disk(tree)])
+        try:
+            booted = time.monotonic()
+            installed = install(machine, tree)
+            results = run_checks(machine, Box(installed, bounds), only)
+        finally:
+            lab_run.destroy(machine)
+    return ImageRun(role, image, tuple(results), round(booted - started, 2), installed.seconds,
+                    round(time.monotonic() - started, 2))
+
+
+@dataclass(frozen=True)
+class SuiteRun:
+    """Both images' checks and their comparison."""
+
+    candidate: ImageRun
+    baseline: ImageRun
+    comparisons: tuple[Comparison, ...]
+    wall_seconds: float
+
+    def comparison(self, check: str) -> Comparison:
+        """The comparison of one check."""
+        for item in self.comparisons:
+            if item.check == check:
+                return item
+        raise KeyError(check)
+
+
+def run_suite(lab_run: LabRun, candidate: ImageArtifact, baseline: ImageArtifact,
+              config: SuiteConfig) -> SuiteRun:
+    """Build (or reuse) the container tree, run the checks on the baseline and the candidate
+    one after the other, and compare them."""
+    started = time.monotonic()
+    tree = build_container(config.container)
+    base = run_on_image(lab_run, baseline, tree, role="baseline", bounds=config.bounds,
+                        only=config.checks)
+    cand = run_on_image(lab_run, candidate, tree, role="candidate", bounds=config.bounds,
+                        only=config.checks)
+    return SuiteRun(cand, base, tuple(compare(cand.results, base.results)),
+                    round(time.monotonic() - started, 2))

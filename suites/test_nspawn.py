@@ -1,0 +1,81 @@
+"""machinectl / systemd-nspawn: customer services run in locked-down nspawn containers.
+
+A PostgreSQL container tree (built on the host, cached) is installed under /var/lib/machines on
+the candidate and on the baseline (read-only root, writable config and data volumes, private
+network), and each check runs on both (see ``distrogate.nspawn.checks``). A check the candidate
+fails is a finding naming the operation, what was expected and what came back, with the journal
+lines of the host and the container; it says whether the baseline fails it too (then it is not a
+regression, but still a failure of the candidate).
+
+Settings: the policy's ``suites: {nspawn: {...}}`` (see ``distrogate.nspawn.suite.CONFIG_KEYS``).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from distrogate.images.artifact import ImageArtifact
+from distrogate.lab.run import LabRun
+from distrogate.nspawn.checks import CHECK_NAMES
+from distrogate.nspawn.compare import Status
+from distrogate.nspawn.suite import SuiteConfig, SuiteRun, run_suite
+from distrogate.policy import Policy
+from fixtures.recording import Recorder
+
+pytestmark = [pytest.mark.vm, pytest.mark.slow]
+
+
+@pytest.fixture(scope="module")
+def nspawn_run(lab_run: LabRun, candidate_image: ImageArtifact, baseline_image: ImageArtifact,
+               policy: Policy) -> SuiteRun:
+    """Every check on both images (one VM at a time), compared."""
+    config = SuiteConfig.from_mapping(policy.suite_config("nspawn"))
+    return run_suite(lab_run, candidate_image, baseline_image, config)
+
+
+def test_suite_ran_everywhere(nspawn_run: SuiteRun, record: Recorder) -> None:
+    """Both images ran every check; records the suite's wall time and the parts' times."""
+    record.measure("nspawn_suite_wall_time", nspawn_run.wall_seconds, "s",
+                   note="tree from cache, both images booted cold with the tree disk")
+    for run in (nspawn_run.candidate, nspawn_run.baseline):
+        record.measure(f"{run.role}_boot_time", run.boot_seconds, "s")
+        record.measure(f"{run.role}_install_time", run.install_seconds, "s",
+                       note="copy the tree to /var/lib/machines, seed the volumes")
+        path = record.run_dir / f"nspawn-{run.role}.json"
+        path.write_text(json.dumps(run.to_dict(), indent=2) + "\n")
+        record.artifact(f"nspawn checks on the {run.role}", path, "json")
+    for run in (nspawn_run.candidate, nspawn_run.baseline):
+        names = [r.check for r in run.results]
+        assert sorted(names) == sorted(set(names)), f"{run.role}: a check ran twice: {names}"
+
+
+@pytest.mark.parametrize("check", CHECK_NAMES)
+def test_nspawn(check: str, nspawn_run: SuiteRun, record: Recorder) -> None:
+    """One check: the candidate must pass it; the finding says whether it is a regression."""
+    try:
+        item = nspawn_run.comparison(check)
+    except KeyError:
+        pytest.skip(f"check {check} not selected (suites.nspawn.checks)")
+    cand, base = item.candidate, item.baseline
+    if cand.ok:
+        record.measure(f"candidate_{check}_time", cand.seconds, "s")
+    if base is not None and base.ok:
+        record.measure(f"baseline_{check}_time", base.seconds, "s")
+    if item.status is Status.FIXED:
+        record.finding(f"{cand.operation}: fixed on the candidate", item.describe())
+    if not cand.ok:
+        kind = {Status.REGRESSION: "regression",
+                Status.FAILS_ON_BOTH: "fails on the baseline too (not a regression)",
+                Status.NO_BASELINE: "no baseline result"}[item.status]
+        record.finding(
+            f"{cand.operation} broken on the candidate ({kind})",
+            item.describe(),
+            data={"check": check, "status": str(item.status), "operation": cand.operation,
+                  "expected": cand.expected, "exit_code": cand.got.exit_code,
+                  "stdout": cand.got.stdout[-2000:], "stderr": cand.got.stderr[-2000:],
+                  "detail": cand.detail, "host_journal": list(cand.host_journal),
+                  "container_journal": list(cand.container_journal),
+                  "baseline": base.summary() if base is not None else None})
+    assert cand.ok, item.describe()

@@ -1,0 +1,175 @@
+"""Unit tests for the pure parts of distrogate.nspawn (no VM): specs, sizes, settings, the
+write probe (run for real in a private mount namespace), the ext4 packer, comparison."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from distrogate import proc
+from distrogate.errors import InputError
+from distrogate.nspawn.checks import Bounds, CheckResult, Got, readonly_probe
+from distrogate.nspawn.compare import Status, classify, compare
+from distrogate.nspawn.install import install_script, nspawn_settings
+from distrogate.nspawn.suite import SuiteConfig
+from distrogate.nspawn.tree import ContainerSpec, Volume, ext4_size, make_ext4
+
+ROOT = os.geteuid() == 0
+
+
+# -- container spec
+
+def test_spec_digest_is_stable_and_follows_content() -> None:
+    a, b = ContainerSpec(), ContainerSpec()
+    assert a.digest == b.digest
+    assert len(a.machine_id) == 32 and a.digest.startswith(a.machine_id)
+    more = ContainerSpec(packages=(*a.packages, "procps"))
+    assert more.digest != a.digest
+    reordered = ContainerSpec(packages=tuple(reversed(a.packages)))
+    assert reordered.digest == a.digest
+    assert ContainerSpec(release="trixie").digest != a.digest
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"release": "buster"}, "release"),
+    ({"machine": "Bad_Name"}, "machine name"),
+    ({"machine": "9lives"}, "machine name"),
+    ({"packages": ("systemd", "postgresql")}, "dbus"),
+    ({"packages": ("systemd", "dbus", "not a package")}, "package"),
+    ({"volumes": (Volume("a", "/x"), Volume("b", "/x"))}, "unique"),
+    ({"volumes": (Volume("a", "relative"),)}, "absolute"),
+    ({"volumes": (Volume("a", "/"),)}, "absolute"),
+])
+def test_spec_rejects(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(InputError, match=message):
+        ContainerSpec(**kwargs)  # type: ignore[arg-type]
+
+
+def test_spec_from_config_adds_packages_and_rejects_unknown_keys() -> None:
+    spec = ContainerSpec.from_config({"container": {"machine": "db1", "packages": ["procps"]}})
+    assert spec.machine == "db1"
+    assert "procps" in spec.packages and "postgresql" in spec.packages
+    assert ContainerSpec.from_config({}) == ContainerSpec()
+    with pytest.raises(InputError, match="unknown key 'volumes'"):
+        ContainerSpec.from_config({"container": {"volumes": []}})
+
+
+def test_suite_config_and_bounds() -> None:
+    config = SuiteConfig.from_mapping({"start_timeout_s": 45, "checks": ["start", "poweroff"]})
+    assert config.bounds.start == 45.0 and config.bounds.poweroff == Bounds().poweroff
+    assert config.checks == ("start", "poweroff")
+    with pytest.raises(ValueError, match="unknown key 'start_timeout'"):
+        SuiteConfig.from_mapping({"start_timeout": 45})
+    for bad in (0, -1, True, "60"):
+        with pytest.raises(ValueError, match="positive number"):
+            Bounds.from_config({"poweroff_timeout_s": bad})
+
+
+# -- sizes and the ext4 packer
+
+@pytest.mark.parametrize("content", [0, 1, 4 << 20, 450 << 20, (3 << 30) + 7])
+def test_ext4_size_has_room_and_alignment(content: int) -> None:
+    size = ext4_size(content)
+    assert size % (4 << 20) == 0
+    assert size >= content * 5 // 4 + (64 << 20)
+    assert size - (content * 5 // 4 + (64 << 20)) < 4 << 20
+    with pytest.raises(ValueError):
+        ext4_size(-1)
+
+
+@pytest.mark.skipif(not ROOT or shutil.which("debugfs") is None, reason="needs root and debugfs")
+def test_make_ext4_keeps_content_owners_and_links(tmp_path: Path) -> None:
+    root = tmp_path / "root"
+    (root / "etc/postgresql").mkdir(parents=True)
+    (root / "etc/postgresql/conf").write_text("listen_addresses = ''\n")
+    os.chown(root / "etc/postgresql/conf", 101, 104)
+    (root / "etc/link").symlink_to("postgresql/conf")
+    image = tmp_path / "tree.ext4"
+    size = make_ext4(root, image, label="dg-test", fs_uuid="12345678-1234-1234-1234-123456789abc")
+    assert image.stat().st_size == size
+    assert image.stat().st_blocks * 512 < size  # sparse
+    cat = proc.run(["debugfs", "-R", "cat /etc/postgresql/conf", image], timeout=30)
+    assert cat.text == "listen_addresses = ''\n"
+    stat = proc.run(["debugfs", "-R", "stat /etc/postgresql/conf", image], timeout=30).text
+    assert "User:   101" in stat and "Group:   104" in stat
+    link = proc.run(["debugfs", "-R", "stat /etc/link", image], timeout=30).text
+    assert 'Fast link dest: "postgresql/conf"' in link
+    features = proc.run(["dumpe2fs", "-h", image], timeout=30).text
+    assert "has_journal" not in features and "dg-test" in features
+
+
+# -- what the guest is told to do
+
+def test_nspawn_settings_lock_the_container_down() -> None:
+    spec = ContainerSpec(machine="db1")
+    text = nspawn_settings(spec)
+    lines = text.splitlines()
+    for wanted in ("Boot=yes", "PrivateUsers=no", "ReadOnly=yes", "Private=yes",
+                   "VirtualEthernet=no", "Bind=/srv/db1/data:/var/lib/postgresql",
+                   "Bind=/srv/db1/config:/etc/postgresql", "Bind=/srv/db1/log:/var/log"):
+        assert wanted in lines, wanted
+    # each key sits in its own section
+    assert lines.index("[Files]") < lines.index("ReadOnly=yes") < lines.index("[Network]")
+
+
+def test_install_script_is_valid_shell_and_installs_where_told() -> None:
+    script = install_script(ContainerSpec(machine="db1"), serial="ser1")
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True, timeout=10)
+    assert "/dev/disk/by-id/virtio-ser1" in script
+    assert "cp -a \"$src\" /var/lib/machines/db1" in script
+    assert "cp -a \"$src\"/var/lib/postgresql /srv/db1/data" in script
+    assert script.rstrip().endswith("DISTROGATE_EOF")
+
+
+@pytest.mark.skipif(not ROOT, reason="needs root (a read-only bind mount)")
+def test_readonly_probe_tells_writable_from_read_only(tmp_path: Path) -> None:
+    rw, ro = tmp_path / "rw", tmp_path / "ro"
+    rw.mkdir()
+    ro.mkdir()
+    script, expected = readonly_probe([str(rw)], [str(ro)])
+    setup = (f"mount --bind {ro} {ro} && mount -o remount,bind,ro {ro} && "
+             f"exec sh -c '{script}'" if "'" not in script else "false")
+    result = proc.run(["unshare", "--mount", "--", "sh", "-c", setup], timeout=30)
+    assert result.text == expected
+    assert expected == f"{ro} ro\n{rw} rw\n"
+    assert not list(rw.iterdir())  # the probe cleans up after itself
+    # and with both writable the probe says so (the expectation would then not be met)
+    both = proc.run(["sh", "-c", script], timeout=30).text
+    assert both == f"{ro} rw\n{rw} rw\n" != expected
+
+
+# -- comparison
+
+def _result(check: str, ok: bool) -> CheckResult:
+    return CheckResult(check, f"machinectl {check} box", ok, "exit 0",
+                       Got(0 if ok else 1, "", "" if ok else "Access denied"), 0.1,
+                       "" if ok else "machinectl failed")
+
+
+@pytest.mark.parametrize("cand, base, status", [
+    (True, True, Status.PASSED),
+    (False, True, Status.REGRESSION),
+    (False, False, Status.FAILS_ON_BOTH),
+    (True, False, Status.FIXED),
+])
+def test_classify(cand: bool, base: bool, status: Status) -> None:
+    assert classify(_result("shell", cand), _result("shell", base)) is status
+
+
+def test_compare_pairs_by_name_and_describes() -> None:
+    cand = [_result("start", True), _result("shell", False), _result("poweroff", False)]
+    base = [_result("poweroff", False), _result("shell", True)]
+    items = compare(cand, base)
+    assert [(i.check, i.status) for i in items] == [
+        ("start", Status.PASSED), ("shell", Status.REGRESSION),
+        ("poweroff", Status.FAILS_ON_BOTH)]
+    assert items[1].describe().startswith("machinectl shell box: expected exit 0; got exit 1")
+    assert "regression: the baseline passes" in items[1].describe()
+    assert "not a regression" in items[2].describe()
+    assert classify(_result("x", False), None) is Status.NO_BASELINE
+    with pytest.raises(ValueError):
+        compare(cand, [_result("shell", True), _result("shell", True)])
