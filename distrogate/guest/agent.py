@@ -96,7 +96,14 @@ def guest_exec(agent: Agent, argv: list[str], *, timeout: float, stdin: bytes | 
     deadline = started + timeout
     delay = 0.002
     while True:
-        status = agent.command("guest-exec-status", {"pid": pid}, timeout=30)
+        try:
+            status = agent.command("guest-exec-status", {"pid": pid}, timeout=30)
+        except GuestError as exc:
+            if "encode message payload" in str(exc) or "No complete agent response" in str(exc):
+                raise GuestError(f"{name}: the output of `{' '.join(argv)[:80]}` is too large "
+                                 "for one agent reply (about 3 MiB); run it with "
+                                 "execute(..., spool=True)") from None
+            raise
         if status.get("exited"):
             code = status.get("exitcode")
             if code is None:
@@ -116,6 +123,8 @@ def guest_exec(agent: Agent, argv: list[str], *, timeout: float, stdin: bytes | 
 
 def _kill(agent: Agent, pid: int) -> None:
     try:
-        agent.command("guest-exec", {"path": "/bin/kill", "arg": ["-KILL", str(pid)]}, timeout=5)
+        script = 'kill -KILL -- "-$1" 2>/dev/null; pkill -KILL -P "$1"; kill -KILL "$1"'
+        agent.command("guest-exec", {"path": "/bin/sh", "arg": ["-c", script, "kill", str(pid)]},
+                      timeout=5)
     except GuestError:
         pass

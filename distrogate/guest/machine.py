@@ -9,6 +9,7 @@ a broken lab or agent raises :class:`GuestError` (the test *errors*).
 from __future__ import annotations
 
 import base64
+import contextlib
 import logging
 import shlex
 import time
@@ -21,7 +22,8 @@ from distrogate.retry import retry_until
 
 log = logging.getLogger(__name__)
 
-CHUNK = 1 << 20
+CHUNK = 1 << 20  # reads
+WRITE_CHUNK = 48 << 10  # writes: qemu-ga mis-parses large input messages (JSON parse error)
 Command = str | list[str]
 
 
@@ -65,14 +67,19 @@ class Machine:
 
     # -- running commands -------------------------------------------------------------------
     def execute(self, command: Command, *, timeout: float = 120, stdin: bytes | None = None,
-                env: dict[str, str] | None = None) -> ExecResult:
+                env: dict[str, str] | None = None, spool: bool = False) -> ExecResult:
         """Run ``command`` (a shell string, or an argv list run without a shell).
 
         Returns the exact exit code and output bytes; never raises for a non-zero exit.
+        Output comes back in the agent's reply (up to about 3 MiB); with ``spool`` it goes
+        to files in the guest that are read back in chunks (any size, a few calls more).
         Raises :class:`GuestCommandFailed` if it does not finish within ``timeout`` (the
         process is killed), :class:`GuestError` if the agent does not answer.
         """
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
+        if spool:
+            return self._execute_spooled(argv, timeout=timeout, stdin=stdin, env=env,
+                                         shown=command)
         started = time.monotonic()
         result = guest_exec(self.handle.agent(), argv, timeout=timeout, stdin=stdin, env=env,
                             name=self.name)
@@ -82,6 +89,19 @@ class Machine:
                 f"{self.name}: `{_show(command)}` did not finish within {timeout:g}s (killed)")
         log.debug("%s: `%s` -> %d (%.2fs)", self.name, _show(command), result.exit_code, elapsed)
         return result
+
+    def _execute_spooled(self, argv: list[str], *, timeout: float, stdin: bytes | None,
+                         env: dict[str, str] | None, shown: Command) -> ExecResult:
+        spool = f"/run/distrogate-spool-{time.monotonic_ns()}"
+        wrapper = ["/bin/sh", "-c", 'd=$1; shift; "$@" >"$d.out" 2>"$d.err"', "sh", spool, *argv]
+        try:
+            started = self.execute(wrapper, timeout=timeout, stdin=stdin, env=env)
+            stdout = self.read_file(f"{spool}.out", timeout=timeout)
+            stderr = self.read_file(f"{spool}.err", timeout=timeout)
+        finally:
+            self.execute(["rm", "-f", f"{spool}.out", f"{spool}.err"], timeout=30)
+        log.debug("%s: `%s` -> %d (spooled)", self.name, _show(shown), started.exit_code)
+        return ExecResult(started.exit_code, stdout, stderr + started.stderr)
 
     def succeed(self, command: Command, *, timeout: float = 120, stdin: bytes | None = None,
                 env: dict[str, str] | None = None) -> str:
@@ -174,14 +194,17 @@ class Machine:
         deadline = time.monotonic() + timeout
         handle = agent.command("guest-file-open", {"path": guest_path, "mode": "wb"}, timeout=30)
         try:
-            for offset in range(0, len(data), CHUNK):
+            for offset in range(0, len(data), WRITE_CHUNK):
                 self._check_deadline(deadline, f"write {guest_path}")
                 agent.command("guest-file-write", {
                     "handle": handle,
-                    "buf-b64": base64.b64encode(data[offset:offset + CHUNK]).decode()},
+                    "buf-b64": base64.b64encode(data[offset:offset + WRITE_CHUNK]).decode()},
                     timeout=60)
-        finally:
-            agent.command("guest-file-close", {"handle": handle}, timeout=30)
+        except BaseException:
+            with contextlib.suppress(GuestError):
+                agent.command("guest-file-close", {"handle": handle}, timeout=10)
+            raise
+        agent.command("guest-file-close", {"handle": handle}, timeout=30)
         self.succeed(["chmod", f"{mode:o}", guest_path], timeout=30)
 
     def read_file(self, guest_path: str, *, timeout: float = 300) -> bytes:
@@ -204,8 +227,11 @@ class Machine:
                 chunks.append(base64.b64decode(reply.get("buf-b64", "")))
                 if reply.get("eof") or reply.get("count", 0) == 0:
                     break
-        finally:
-            agent.command("guest-file-close", {"handle": handle}, timeout=30)
+        except BaseException:
+            with contextlib.suppress(GuestError):
+                agent.command("guest-file-close", {"handle": handle}, timeout=10)
+            raise
+        agent.command("guest-file-close", {"handle": handle}, timeout=30)
         return b"".join(chunks)
 
     def copy_to(self, local: Path, guest_path: str, *, timeout: float = 300) -> None:

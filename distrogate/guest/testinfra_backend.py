@@ -30,6 +30,6 @@ class AgentBackend(base.BaseBackend):
         return self.result(result.exit_code, self.encode(cmd), result.stdout, result.stderr)
 
 
-def testinfra_host(machine: Machine) -> testinfra.host.Host:
+def agent_host(machine: Machine) -> testinfra.host.Host:
     """A testinfra ``Host`` whose modules run on ``machine``."""
     return testinfra.host.Host(AgentBackend(machine))

@@ -1,0 +1,123 @@
+"""The Machine verbs and the testinfra backend, on a real VM of the promoted image."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from distrogate.errors import GuestCommandFailed
+from distrogate.guest.machine import Machine
+from distrogate.guest.testinfra_backend import agent_host
+from distrogate.images.artifact import ImageArtifact
+from distrogate.lab.run import LabRun
+
+pytestmark = pytest.mark.vm
+
+
+@pytest.fixture(scope="module")
+def vm(lab_run: LabRun, baseline_image: ImageArtifact) -> Machine:
+    """One warm-template VM of the promoted image for this module."""
+    return lab_run.boot(baseline_image, role="api")
+
+
+def test_reaches_multi_user_without_failed_units(vm: Machine) -> None:
+    state = vm.execute("systemctl is-system-running --wait", timeout=180).stdout_text.strip()
+    failed = vm.succeed("systemctl list-units --failed --plain --no-legend")
+    assert state == "running", f"state {state!r}, failed units: {failed!r}"
+
+
+def test_exit_codes_and_output_are_exact(vm: Machine) -> None:
+    result = vm.execute("printf 'a\\0b\\n'; printf 'err' >&2; exit 7")
+    assert (result.exit_code, result.stdout, result.stderr) == (7, b"a\0b\n", b"err")
+    assert vm.execute(["sh", "-c", "kill -9 $$"]).exit_code == -9
+    assert vm.succeed("echo ok") == "ok\n"
+    with pytest.raises(GuestCommandFailed, match="exited 3"):
+        vm.succeed("exit 3")
+    assert "boom" in vm.fail("echo boom >&2; exit 1")
+    with pytest.raises(GuestCommandFailed, match="succeeded, expected failure"):
+        vm.fail("true")
+
+
+def test_stdin_and_env_reach_the_command(vm: Machine) -> None:
+    assert vm.succeed("cat", stdin=b"hello\n") == "hello\n"
+    assert vm.succeed("echo $FOO", env={"FOO": "bar baz"}) == "bar baz\n"
+
+
+@pytest.mark.parametrize(("size", "spool"), [(2_500_000, False), (12_000_000, True)])
+def test_multi_megabyte_output_is_byte_exact(vm: Machine, size: int, spool: bool) -> None:
+    vm.succeed(f"head -c {size} /dev/urandom > /root/big")
+    expected = vm.succeed("sha256sum /root/big").split()[0]
+    result = vm.execute(["cat", "/root/big"], spool=spool)
+    assert result.exit_code == 0
+    assert len(result.stdout) == size
+    assert hashlib.sha256(result.stdout).hexdigest() == expected
+
+
+def test_ten_megabyte_file_round_trips(vm: Machine, tmp_path: Path) -> None:
+    data = os.urandom(10 * 1024 * 1024) + b"\0\r\n\xff"
+    source = tmp_path / "blob"
+    source.write_bytes(data)
+    vm.copy_to(source, "/root/blob")
+    assert vm.succeed("sha256sum /root/blob").split()[0] == hashlib.sha256(data).hexdigest()
+    back = tmp_path / "back"
+    vm.copy_from("/root/blob", back)
+    assert back.read_bytes() == data
+
+
+def test_timeouts_are_bounded(vm: Machine) -> None:
+    started = time.monotonic()
+    with pytest.raises(GuestCommandFailed, match="did not finish within 2s"):
+        vm.execute("sleep 60", timeout=2)
+    assert time.monotonic() - started < 15
+    assert vm.execute("pgrep -x sleep").exit_code == 1, "the timed-out command was not killed"
+    with pytest.raises(GuestCommandFailed, match="never succeeded"):
+        vm.wait_until_succeeds("false", timeout=3)
+
+
+def test_wait_for_unit(vm: Machine) -> None:
+    vm.wait_for_unit("qemu-guest-agent.service", timeout=30)
+    vm.succeed("systemd-run --unit=dg-broken --property=Restart=no /bin/false")
+    with pytest.raises(GuestCommandFailed, match="failed"):
+        vm.wait_for_unit("dg-broken.service", timeout=30)
+    with pytest.raises(GuestCommandFailed, match="does not exist|not active"):
+        vm.wait_for_unit("no-such-unit.service", timeout=5)
+
+
+def test_testinfra_backend(vm: Machine) -> None:
+    host = agent_host(vm)
+    assert host.package("libc6").is_installed
+    assert host.package("libc6").version.startswith("2.36")
+    assert host.service("qemu-guest-agent").is_running
+    assert host.file("/etc/os-release").contains("bookworm")
+    assert host.run("exit 5").rc == 5
+
+
+def test_reboot_crash_and_start(vm: Machine) -> None:
+    vm.succeed("echo survived > /root/marker && sync")
+    before = vm.boot_id()
+    vm.reboot(timeout=300)
+    assert vm.boot_id() != before
+    assert vm.succeed("cat /root/marker") == "survived\n"
+    vm.crash()
+    assert not vm.handle.is_running()
+    vm.start(timeout=300)
+    assert vm.succeed("cat /root/marker") == "survived\n"
+
+
+def test_template_clone_has_its_own_identity(lab_run: LabRun, baseline_image: ImageArtifact,
+                                             vm: Machine) -> None:
+    other = lab_run.boot(baseline_image, role="clone")
+    try:
+        assert other.succeed("hostname").strip() == other.name[-60:]
+        mac = other.handle.spec.mac  # type: ignore[attr-defined]
+        assert mac in other.succeed("ip -o link")
+        guest_time = float(other.succeed("date +%s.%N"))
+        assert abs(guest_time - time.time()) < 30, "clock not set after restore"
+        other.shutdown(timeout=120)
+        assert not other.handle.is_running()
+    finally:
+        lab_run.destroy(other)

@@ -1,0 +1,34 @@
+"""Isolated networks: VMs on one network reach each other over IPv6; the host reaches none."""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from distrogate.images.artifact import ImageArtifact
+from distrogate.lab.lab import Lab
+from distrogate.lab.run import LabRun
+
+pytestmark = pytest.mark.vm
+
+
+def test_two_vms_ping_over_ipv6_and_host_reaches_neither(
+        lab_run: LabRun, lab: Lab, baseline_image: ImageArtifact) -> None:
+    first, second = lab_run.cluster(baseline_image, 2)
+    try:
+        a, b = first.address, second.address  # type: ignore[attr-defined]
+        first.succeed(f"ping -6 -c 2 -W 5 {b}", timeout=60)
+        second.succeed(f"ping -6 -c 2 -W 5 {a}", timeout=60)
+        # no route out of the lab: the guests have no default route and no host address
+        assert "default" not in first.succeed("ip -6 route; ip -4 route")
+        host = subprocess.run(["ping", "-6", "-c", "1", "-W", "2", a], capture_output=True,
+                              timeout=30, check=False)
+        assert host.returncode != 0, "the host reached a lab guest"
+        bridges = subprocess.run(["ip", "-o", "link", "show", "type", "bridge"],
+                                 capture_output=True, text=True, timeout=30, check=True).stdout
+        if lab.state.netns:
+            assert "dgb" not in bridges, "a lab bridge leaked into the host namespace"
+    finally:
+        lab_run.destroy(first)
+        lab_run.destroy(second)
