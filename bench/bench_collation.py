@@ -1,0 +1,131 @@
+"""Benchmark the collation comparison: time per locale per image, for both corpus sizes.
+
+Targets (DESIGN.md / issue 4): every shipped locale with the quick corpus in <= 5 minutes for
+the pair; the full corpus (>= 2 million strings) for 10 locales in <= 5 minutes per image.
+
+    .venv/bin/python bench/bench_collation.py [--runs 5] [--lab-dir DIR] [--sizes quick,full]
+
+Writes bench/results/collation.json: for each size, every run's wall time for the pair and per
+image, and the median per locale per image (seconds of the in-guest sort of that locale).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from distrogate.collation.compare import Comparison, compare_images
+from distrogate.collation.corpus import build_corpus
+from distrogate.images.resolve import resolve_image
+from distrogate.lab.lab import Lab
+from distrogate.lab.run import LabRun
+
+log = logging.getLogger("bench.collation")
+
+FULL_LOCALES = ["C.UTF-8", "en_US.UTF-8", "de_DE.UTF-8", "fr_FR.UTF-8", "sv_SE.UTF-8",
+                "tr_TR.UTF-8", "lv_LV.UTF-8", "th_TH.UTF-8", "ja_JP.UTF-8", "zh_CN.UTF-8"]
+OUT = Path(__file__).resolve().parent / "results" / "collation.json"
+
+
+def _per_locale(runs: list[Comparison], side: str) -> dict[str, float]:
+    """Median in-guest sort seconds per locale (a grouped locale shows its group's time)."""
+    names = runs[0].locales
+    out = {}
+    for name in names:
+        values = [getattr(r, side).results[name].seconds for r in runs]
+        out[name] = round(statistics.median(values), 4)
+    return out
+
+
+def bench_size(run: LabRun, size: str, runs: int, baseline_ref: str,
+               candidate_ref: str) -> dict[str, Any]:
+    """Boot both images, run the comparison ``runs`` times, return the figures."""
+    corpus = build_corpus(size)
+    base = run.boot(resolve_image(baseline_ref), role="benchbase")
+    cand = run.boot(resolve_image(candidate_ref), role="benchcand")
+    locales = None if size == "quick" else FULL_LOCALES
+    dedupe = size == "quick"
+    done: list[Comparison] = []
+    walls: list[float] = []
+    try:
+        for index in range(runs):
+            started = time.monotonic()
+            done.append(compare_images(base, cand, corpus, locales, dedupe=dedupe))
+            walls.append(time.monotonic() - started)
+            log.info("%s run %d/%d: %.1fs for the pair", size, index + 1, runs, walls[-1])
+    finally:
+        run.destroy(base)
+        run.destroy(cand)
+    last = done[-1]
+    return {
+        "corpus": corpus.summary(),
+        "locales": len(last.locales),
+        "dedupe": dedupe,
+        "runs": runs,
+        "pair_seconds": [round(w, 1) for w in walls],
+        "pair_seconds_median": round(statistics.median(walls), 1),
+        "baseline": {
+            "image": baseline_ref,
+            "survey_seconds": [round(r.baseline.seconds, 1) for r in done],
+            "sort_seconds": [round(r.baseline.sort_seconds, 1) for r in done],
+            "sort_seconds_median": round(statistics.median(r.baseline.sort_seconds
+                                                           for r in done), 1),
+            "distinct_collations": len(set(last.baseline.representative.values())),
+            "per_locale_seconds_median": _per_locale(done, "baseline"),
+        },
+        "candidate": {
+            "image": candidate_ref,
+            "survey_seconds": [round(r.candidate.seconds, 1) for r in done],
+            "sort_seconds": [round(r.candidate.sort_seconds, 1) for r in done],
+            "sort_seconds_median": round(statistics.median(r.candidate.sort_seconds
+                                                           for r in done), 1),
+            "distinct_collations": len(set(last.candidate.representative.values())),
+            "per_locale_seconds_median": _per_locale(done, "candidate"),
+        },
+        "changed": [o.locale for o in last.by_status("changed")],
+        "missing": [o.locale for o in last.by_status("missing")],
+    }
+
+
+def main() -> int:
+    """Run the benchmark and write :data:`OUT`."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--sizes", default="quick,full")
+    parser.add_argument("--lab-dir", type=Path, default=None)
+    parser.add_argument("--baseline", default="promoted")
+    parser.add_argument("--candidate", default="candidate")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    lab = Lab.ensure(args.lab_dir)
+    figures: dict[str, Any] = {}
+    if OUT.is_file():
+        figures = json.loads(OUT.read_text())
+    figures["host"] = {"cpus": os.cpu_count(), "machine": platform.machine(),
+                       "load_average_at_start": os.getloadavg()}
+    try:
+        with LabRun(lab) as run:
+            for size in args.sizes.split(","):
+                figures[size] = bench_size(run, size, args.runs, args.baseline, args.candidate)
+                figures[size]["taken"] = time.strftime("%Y-%m-%dT%H:%M:%S")
+                OUT.parent.mkdir(parents=True, exist_ok=True)
+                OUT.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+    finally:
+        if lab.owned_by_me:
+            lab.teardown()
+    log.info("wrote %s", OUT)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
