@@ -155,6 +155,15 @@ def run(machine: Machine, command: str | list[str], *, timeout: float = COMMAND_
     return Got(result.exit_code, result.stdout_text, result.stderr_text)
 
 
+def no_stdin(argv: Sequence[str]) -> list[str]:
+    """``argv`` with standard input from /dev/null, as an operator's command line in a script.
+
+    (machinectl shell of systemd 257 ends the session as soon as a *pipe* on its standard input
+    reaches end of file; with /dev/null it runs the command like 252 does.)
+    """
+    return ["/bin/sh", "-c", 'exec "$@" </dev/null', "sh", *argv]
+
+
 def in_container(box: Box, argv: Sequence[str], *, uid: str | None = None) -> list[str]:
     """``systemd-run -M NAME --wait --pipe --quiet --collect [--uid] ARGV``: a command in the
     container whose exit status, stdout and stderr come back separately."""
@@ -289,8 +298,8 @@ def check_shell_output(machine: Machine, box: Box) -> CheckResult:
     marker = f".dg-shell-{_token()}"
 
     def body() -> Got:
-        got = run(machine, ["machinectl", "-q", "shell", box.name, "/bin/sh", "-c", SHELL_SCRIPT,
-                            "sh", f"/var/lib/postgresql/{marker}"], stdin=b"")
+        got = run(machine, no_stdin(["machinectl", "-q", "shell", box.name, "/bin/sh", "-c",
+                                     SHELL_SCRIPT, "sh", f"/var/lib/postgresql/{marker}"]))
         _expect(got.exit_code == 0, "machinectl shell exited non-zero", got)
         _expect(got.stdout == SHELL_OUTPUT, "output differs", got)
         ran = run(machine, ["test", "-e", f"{box.data_dir()}/{marker}"])
@@ -309,13 +318,13 @@ def check_shell_exit_code(machine: Machine, box: Box) -> CheckResult:
     machinectl follows its contract (0, or 7 where the status is propagated); a session that
     cannot be opened (no such machine) exits non-zero; the 7 arrives through systemd-run."""
     def body() -> Got:
-        got = run(machine, ["machinectl", "-q", "shell", box.name, "/bin/sh", "-c",
-                            "echo before-exit; exit 7"], stdin=b"")
+        got = run(machine, no_stdin(["machinectl", "-q", "shell", box.name, "/bin/sh", "-c",
+                                     "echo before-exit; exit 7"]))
         _expect(got.stdout == "before-exit\n", "the command did not run to its exit", got)
         _expect(got.exit_code in (0, 7), "machinectl shell exit code is neither its documented "
                 "0 nor the command's 7", got)
-        missing = run(machine, ["machinectl", "-q", "shell", f"{box.name}-absent", "/bin/true"],
-                      stdin=b"")
+        missing = run(machine, no_stdin(["machinectl", "-q", "shell", f"{box.name}-absent",
+                                         "/bin/true"]))
         _expect(missing.exit_code not in (0, None), "machinectl shell on a missing machine "
                 "did not exit non-zero", missing)
         status = run(machine, in_container(box, ["/bin/sh", "-c", "exit 7"]))
@@ -333,8 +342,8 @@ def check_shell_setenv(machine: Machine, box: Box) -> CheckResult:
     value = _token() + " with spaces"
 
     def body() -> Got:
-        got = run(machine, ["machinectl", "-q", "shell", f"--setenv=DG_PROBE={value}", box.name,
-                            "/bin/sh", "-c", 'printf "%s" "$DG_PROBE"'], stdin=b"")
+        got = run(machine, no_stdin(["machinectl", "-q", "shell", f"--setenv=DG_PROBE={value}",
+                                     box.name, "/bin/sh", "-c", 'printf "%s" "$DG_PROBE"']))
         _expect(got.exit_code == 0 and got.stdout == value, "the variable did not arrive", got)
         return got
     return _check("shell_setenv", f"machinectl shell --setenv=DG_PROBE=… {box.name}",
