@@ -79,9 +79,13 @@ class LocaleOutcome:
         if self.status == "changed" and self.diff is not None:
             d = self.diff
             blocks = ", ".join(list(d.blocks)[:4]) + (" ..." if len(d.blocks) > 4 else "")
+            points = " ".join(f"U+{cp:04X}" for cp in d.code_points[:8])
+            more = " ..." if len(d.code_points) > 8 else ""
+            example = f"; e.g. {d.examples[0].describe()}" if d.examples else ""
             return (f"{self.locale}: {len(d.moved)} of {d.compared} strings moved, "
-                    f"{len(d.code_points)} code points in {len(d.blocks)} blocks ({blocks}); "
-                    f"ASCII {'AFFECTED' if d.ascii_affected else 'unaffected'}")
+                    f"{len(d.code_points)} code points ({points}{more}) in {len(d.blocks)} "
+                    f"blocks ({blocks}); ASCII {'AFFECTED' if d.ascii_affected else 'unaffected'}"
+                    f"{example}")
         return f"{self.locale}: {self.status}{': ' + self.detail if self.detail else ''}"
 
 
