@@ -12,7 +12,7 @@ import pytest
 
 from distrogate import proc
 from distrogate.errors import InputError
-from distrogate.nspawn.checks import Bounds, CheckResult, Got, readonly_probe
+from distrogate.nspawn.checks import Bounds, CheckResult, Got, readonly_probe, tty_output_matches
 from distrogate.nspawn.compare import Status, classify, compare
 from distrogate.nspawn.install import install_script, nspawn_settings
 from distrogate.nspawn.suite import SuiteConfig
@@ -173,3 +173,21 @@ def test_compare_pairs_by_name_and_describes() -> None:
     assert classify(_result("x", False), None) is Status.NO_BASELINE
     with pytest.raises(ValueError):
         compare(cand, [_result("shell", True), _result("shell", True)])
+
+
+# -- terminal output --------------------------------------------------------------------
+
+@pytest.mark.parametrize("got, expected, ok", [
+    ("alpha\r\ntwo  words\r\nno-newline\n", "alpha\ntwo  words\nno-newline", True),  # 252
+    ("alpha\ntwo  words\nno-newline", "alpha\ntwo  words\nno-newline", True),
+    ("before\r\n", "before\n", True),
+    ("before\r\n\n", "before\n", False),  # an extra line is not the command's output
+    ("\n", "before\n", False),  # the session ended before the command printed
+    ("", "x", False),
+    ("alpha\r\ntwo words\r\n", "alpha\ntwo  words\n", False),  # one space lost
+    ("tab\there\r\n", "tab here\n", False),
+    ("value\n", "value", True),
+    ("value\n\n", "value", False),
+])
+def test_tty_output_matches(got: str, expected: str, ok: bool) -> None:
+    assert tty_output_matches(got, expected) is ok

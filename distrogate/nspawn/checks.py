@@ -239,6 +239,25 @@ def _expect(condition: bool, detail: str, got: Got) -> None:
         raise _CheckFailedError(detail, got)
 
 
+def from_tty(text: str) -> str:
+    """Output that passed through a terminal, with the line discipline's CR LF back to LF.
+
+    ``machinectl shell`` runs the command on a pseudo-terminal in the container, whose ``onlcr``
+    turns every LF into CR LF; that is terminal behaviour, not the command's output.
+    """
+    return text.replace("\r\n", "\n")
+
+
+def tty_output_matches(got: str, expected: str) -> bool:
+    """Whether terminal output ``got`` is exactly ``expected`` (after :func:`from_tty`).
+
+    One extra LF at the end is accepted when ``expected`` does not end in one: machinectl's
+    PTY forwarder ends the session on a new line. Every other byte must be equal.
+    """
+    text = from_tty(got)
+    return text == expected or (not expected.endswith("\n") and text == expected + "\n")
+
+
 def _token() -> str:
     return "dg" + secrets.token_hex(6)
 
@@ -301,7 +320,7 @@ def check_shell_output(machine: Machine, box: Box) -> CheckResult:
         got = run(machine, no_stdin(["machinectl", "-q", "shell", box.name, "/bin/sh", "-c",
                                      SHELL_SCRIPT, "sh", f"/var/lib/postgresql/{marker}"]))
         _expect(got.exit_code == 0, "machinectl shell exited non-zero", got)
-        _expect(got.stdout == SHELL_OUTPUT, "output differs", got)
+        _expect(tty_output_matches(got.stdout, SHELL_OUTPUT), "output differs", got)
         ran = run(machine, ["test", "-e", f"{box.data_dir()}/{marker}"])
         _expect(ran.exit_code == 0, "the command's side effect is missing: machinectl shell "
                 "returned before the command ran", got)
@@ -309,7 +328,8 @@ def check_shell_output(machine: Machine, box: Box) -> CheckResult:
         return got
     return _check("shell_output",
                   f"machinectl shell {box.name} /bin/sh -c {shlex.quote(SHELL_SCRIPT)}",
-                  f"exit 0 and stdout exactly {SHELL_OUTPUT!r}; the command's file on the volume",
+                  f"exit 0 and stdout exactly {SHELL_OUTPUT!r} (CR LF from the terminal read as "
+                  "LF); the command's file on the volume",
                   body, machine, box)
 
 
@@ -320,7 +340,8 @@ def check_shell_exit_code(machine: Machine, box: Box) -> CheckResult:
     def body() -> Got:
         got = run(machine, no_stdin(["machinectl", "-q", "shell", box.name, "/bin/sh", "-c",
                                      "echo before-exit; exit 7"]))
-        _expect(got.stdout == "before-exit\n", "the command did not run to its exit", got)
+        _expect(tty_output_matches(got.stdout, "before-exit\n"),
+                "the command did not run to its exit", got)
         _expect(got.exit_code in (0, 7), "machinectl shell exit code is neither its documented "
                 "0 nor the command's 7", got)
         missing = run(machine, no_stdin(["machinectl", "-q", "shell", f"{box.name}-absent",
@@ -344,7 +365,8 @@ def check_shell_setenv(machine: Machine, box: Box) -> CheckResult:
     def body() -> Got:
         got = run(machine, no_stdin(["machinectl", "-q", "shell", f"--setenv=DG_PROBE={value}",
                                      box.name, "/bin/sh", "-c", 'printf "%s" "$DG_PROBE"']))
-        _expect(got.exit_code == 0 and got.stdout == value, "the variable did not arrive", got)
+        _expect(got.exit_code == 0 and tty_output_matches(got.stdout, value),
+                "the variable did not arrive", got)
         return got
     return _check("shell_setenv", f"machinectl shell --setenv=DG_PROBE=… {box.name}",
                   f"exit 0 and stdout exactly {value!r}", body, machine, box)
