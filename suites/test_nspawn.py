@@ -18,7 +18,7 @@ import pytest
 
 from distrogate.images.artifact import ImageArtifact
 from distrogate.lab.run import LabRun
-from distrogate.nspawn.checks import CHECK_NAMES
+from distrogate.nspawn.checks import CHECK_NAMES, OPERATIONS
 from distrogate.nspawn.compare import Status
 from distrogate.nspawn.suite import SuiteConfig, SuiteRun, run_suite
 from distrogate.policy import Policy
@@ -64,13 +64,13 @@ def test_nspawn(check: str, nspawn_run: SuiteRun, record: Recorder) -> None:
     if base is not None and base.ok:
         record.measure(f"baseline_{check}_time", base.seconds, "s")
     if item.status is Status.FIXED:
-        record.finding(f"{cand.operation}: fixed on the candidate", item.describe())
+        record.finding(f"{OPERATIONS[check]} ({check}): fixed on the candidate", item.describe())
     if not cand.ok:
         kind = {Status.REGRESSION: "regression",
                 Status.FAILS_ON_BOTH: "fails on the baseline too (not a regression)",
                 Status.NO_BASELINE: "no baseline result"}[item.status]
         record.finding(
-            f"{cand.operation} broken on the candidate ({kind})",
+            f"{OPERATIONS[check]} ({check}) broken on the candidate: {kind}",
             item.describe(),
             data={"check": check, "status": str(item.status), "operation": cand.operation,
                   "expected": cand.expected, "exit_code": cand.got.exit_code,
