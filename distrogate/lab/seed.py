@@ -14,6 +14,7 @@ def user_data(hostname: str) -> str:
     return (
         "#cloud-config\n"
         f"hostname: {hostname}\n"
+        "resize_rootfs: false\n"  # the overlay is the image's size: nothing to grow
         "write_files:\n"
         f"  - path: {SEED_MARKER}\n"
         f"    content: \"{hostname}\\n\"\n"
