@@ -13,7 +13,7 @@ import json
 import logging
 import signal
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -148,7 +148,8 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
     directories = [args.lab_dir] if args.lab_dir else sorted(
         p for p in paths.labs_dir().glob("*") if p.is_dir()) if paths.labs_dir().is_dir() else []
     labs = [lab.status() for d in directories if (lab := Lab.load(d)) is not None]
-    report = {"labs": labs, "netns": list_netns(PREFIX)}
+    netns = list_netns(PREFIX)
+    report = {"labs": labs, "netns": netns}
     if args.json:
         print(json.dumps(report, indent=2))
         return 0
@@ -160,7 +161,7 @@ def cmd_lab_status(args: argparse.Namespace) -> int:
         print(f"  domains:  {', '.join(info['domains']) or 'none'}")
         print(f"  networks: {', '.join(info['networks']) or 'none'}")
         print(f"  overlays: {', '.join(info['overlays']) or 'none'}")
-    print(f"network namespaces: {', '.join(report['netns']) or 'none'}")
+    print(f"network namespaces: {', '.join(netns) or 'none'}")
     return 0
 
 
@@ -288,7 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_gate_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
-                       lab_options: object) -> None:
+                       lab_options: Callable[[argparse.ArgumentParser], None]) -> None:
     try:
         from distrogate import gatecli
     except ImportError:

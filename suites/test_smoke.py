@@ -12,9 +12,9 @@ from collections.abc import Callable
 
 import pytest
 
-from distrogate.lab.run import BootFailure
 from distrogate.guest.machine import Machine
 from distrogate.images.artifact import ImageArtifact
+from distrogate.lab.run import BootFailure
 from fixtures.recording import Recorder
 
 pytestmark = pytest.mark.vm

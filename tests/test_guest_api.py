@@ -83,7 +83,7 @@ def test_wait_for_unit(vm: Machine) -> None:
     vm.succeed("systemd-run --unit=dg-broken --property=Restart=no /bin/false")
     with pytest.raises(GuestCommandFailed, match="failed"):
         vm.wait_for_unit("dg-broken.service", timeout=30)
-    with pytest.raises(GuestCommandFailed, match="does not exist|not active"):
+    with pytest.raises(GuestCommandFailed, match=r"does not exist|not active"):
         vm.wait_for_unit("no-such-unit.service", timeout=5)
 
 

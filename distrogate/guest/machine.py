@@ -269,10 +269,8 @@ class Machine:
     def reboot(self, *, timeout: float = 240) -> None:
         """Reboot the guest cleanly and wait until the agent answers from the new boot."""
         before = self.boot_id()
-        try:
+        with contextlib.suppress(GuestError):  # the agent may go away before it answers
             self.handle.agent().command("guest-shutdown", {"mode": "reboot"}, timeout=5)
-        except GuestError:
-            pass  # the agent may go away before it answers
 
         def attempt() -> bool | None:
             try:
@@ -287,10 +285,8 @@ class Machine:
 
     def shutdown(self, *, timeout: float = 120) -> None:
         """Power the guest off cleanly and wait until the VM has stopped."""
-        try:
+        with contextlib.suppress(GuestError):
             self.handle.agent().command("guest-shutdown", {"mode": "powerdown"}, timeout=5)
-        except GuestError:
-            pass
         retry_until(lambda: True if not self.handle.is_running() else None, timeout=timeout,
                     what=f"{self.name}: shutdown", console_log=self.console_log)
 

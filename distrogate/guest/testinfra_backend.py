@@ -14,7 +14,7 @@ from testinfra.backend import base
 from distrogate.guest.machine import Machine
 
 
-class AgentBackend(base.BaseBackend):
+class AgentBackend(base.BaseBackend):  # type: ignore[misc]
     """Runs testinfra's commands through the QEMU guest agent of a :class:`Machine`."""
 
     NAME = "distrogate-agent"

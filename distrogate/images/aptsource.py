@@ -19,7 +19,7 @@ _ONE_LINE = re.compile(r"^\s*deb\s+(\[[^\]]*\]\s+)?(?P<uri>\S+)\s+(?P<suite>\S+)
 def _entries(apt_dir: Path) -> list[tuple[str, list[str], list[str]]]:
     """(uri, suites, components) for every ``deb`` entry, in apt's reading order."""
     found: list[tuple[str, list[str], list[str]]] = []
-    files = [apt_dir / "sources.list"] + sorted((apt_dir / "sources.list.d").glob("*"))
+    files = [apt_dir / "sources.list", *sorted((apt_dir / "sources.list.d").glob("*"))]
     for path in files:
         if not path.is_file():
             continue

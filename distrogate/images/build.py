@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from distrogate import paths, proc
-from distrogate.errors import InputError
+from distrogate.errors import CommandError, InputError
 from distrogate.fsutil import atomic_write_json, sha256_file
 from distrogate.images.aptsource import debian_mirror
 from distrogate.images.artifact import BootMode, ImageArtifact
@@ -76,7 +76,8 @@ def _build(spec: ImageSpec, store: Path) -> ImageArtifact:
     try:
         if spec.base is None:
             _bootstrap(spec, root)
-            packages, files, commands = (), spec.files, spec.commands
+            packages: tuple[str, ...] = ()
+            files, commands = spec.files, spec.commands
         else:
             with step("unpack base tree %s", spec.base.name):
                 root.mkdir()
@@ -159,7 +160,7 @@ def _customize(spec: ImageSpec, root: Path, packages: tuple[str, ...],
         with step("command %d of %s: %s", index + 1, spec.name, command[:60]):
             try:
                 chroot_run(root, command, timeout=COMMAND_TIMEOUT)
-            except proc.CommandError as exc:
+            except CommandError as exc:
                 raise InputError(f"{spec.path}: key 'commands[{index}]' failed: {exc}") from None
     (root / "etc/hostname").write_text("distrogate\n")
     machine_id = root / "etc/machine-id"
@@ -172,7 +173,7 @@ def _packages(root: Path) -> dict[str, str]:
                        "-f", "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"], timeout=60)
     packages = {}
     for line in result.text.splitlines():
-        name, version, status = (line.split("\t") + ["", ""])[:3]
+        name, version, status = ([*line.split("\t"), "", ""])[:3]
         if status.startswith("ii"):
             packages[name] = version
     return packages

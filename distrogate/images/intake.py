@@ -35,8 +35,8 @@ def inspect_disk(path: Path) -> dict[str, Any]:
                           timeout=60)
     except CommandError as exc:
         raise InputError(f"{path}: not a disk image qemu can open: {exc}") from None
-    chain = json.loads(result.text)
-    info = chain[0] if isinstance(chain, list) else chain
+    chain: Any = json.loads(result.text)
+    info: dict[str, Any] = chain[0] if isinstance(chain, list) else chain
     fmt = info.get("format")
     if fmt not in FORMATS:
         raise InputError(f"{path}: unsupported image format {fmt!r} (expected qcow2 or raw)")

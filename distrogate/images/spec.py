@@ -107,7 +107,7 @@ def load_spec(path: Path, _seen: tuple[Path, ...] = ()) -> ImageSpec:
     base: ImageSpec | None = None
     if "base" in raw:
         base_ref = _string(raw, "base", path)
-        base = load_spec(path.parent / base_ref, _seen + (path,))
+        base = load_spec(path.parent / base_ref, (*_seen, path))
 
     release = _string(raw, "release", path) if "release" in raw else (base.release if base else "")
     if not release:
@@ -189,6 +189,7 @@ def _files(raw: dict[str, Any], path: Path) -> tuple[FileEntry, ...]:
         try:
             mode_int = int(str(mode), 8)
         except ValueError:
-            raise SpecError(path, f"{key}.mode", f"expected an octal mode like '0644', got {mode!r}") from None
+            raise SpecError(path, f"{key}.mode",
+                            f"expected an octal mode like '0644', got {mode!r}") from None
         entries.append(FileEntry(target, content, mode_int))
     return tuple(entries)

@@ -8,6 +8,7 @@ host kernel and QEMU binary; ``DISTROGATE_ACCEL=kvm|tcg`` overrides it.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -85,8 +86,6 @@ def _probe(conn: libvirt.virConnect, kernel: Path, workdir: Path, prefix: str) -
         return Accel.TCG, (f"a KVM test boot hung for {PROBE_TIMEOUT:g}s"
                            + (f" after {last[-1]!r}" if last else ""))
     finally:
-        try:
+        with contextlib.suppress(libvirt.libvirtError):
             domain.destroy()
-        except libvirt.libvirtError:
-            pass
         console.unlink(missing_ok=True)

@@ -6,6 +6,7 @@ by the processes using it, so the reaper knows which objects belong to live runs
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -150,9 +151,9 @@ class Lab:
 
     def alive(self) -> bool:
         """Whether the lab's daemon answers."""
-        if self.state.kind == "private":
-            if self.state.daemon_pid is None or not _pid_alive(self.state.daemon_pid):
-                return False
+        if self.state.kind == "private" and (
+                self.state.daemon_pid is None or not _pid_alive(self.state.daemon_pid)):
+            return False
         try:
             libvirt.open(self.state.uri).close()
             return True
@@ -197,10 +198,8 @@ class Lab:
                 reap_objects(self, only_dead_runs=False)
                 shutil.rmtree(self.directory, ignore_errors=True)
         if self._conn is not None:
-            try:
+            with contextlib.suppress(libvirt.libvirtError):
                 self._conn.close()
-            except libvirt.libvirtError:
-                pass
             self._conn = None
 
     def status(self) -> dict[str, Any]:

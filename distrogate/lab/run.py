@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -192,15 +193,13 @@ class LabRun:
         for vm in reversed(self._vms):
             try:
                 vm.remove(keep=self.keep_vms)
-            except Exception as exc:  # noqa: BLE001 - keep cleaning up, report at the end
+            except Exception as exc:
                 errors.append(f"{vm.name}: {exc}")
         self._vms.clear()
         if not self.keep_vms:
             for name in self._networks:
-                try:
+                with contextlib.suppress(libvirt.libvirtError):
                     self.lab.conn().networkLookupByName(name).destroy()
-                except libvirt.libvirtError:
-                    pass
             self._networks.clear()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
@@ -253,10 +252,8 @@ class LabRun:
             shutil.rmtree(tdir, ignore_errors=True)
             raise
         finally:
-            try:
+            with contextlib.suppress(libvirt.libvirtError):
                 conn.networkLookupByName(name).destroy()
-            except libvirt.libvirtError:
-                pass
 
     def _clone(self, vm: VM, tdir: Path) -> None:
         spec = vm.spec
@@ -297,7 +294,7 @@ def _keep_console(vm: VM) -> Path | None:
 def _with_seed(spec: DomainSpec, seed: Path) -> DomainSpec:
     from dataclasses import replace
 
-    return replace(spec, extra_disks=spec.extra_disks + (ExtraDisk(seed, "raw", True, "cidata"),))
+    return replace(spec, extra_disks=(*spec.extra_disks, ExtraDisk(seed, "raw", True, "cidata")))
 
 
-__all__ = ["LabRun", "OVMF_VARS"]
+__all__ = ["OVMF_VARS", "LabRun"]
