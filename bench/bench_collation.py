@@ -19,13 +19,14 @@ import platform
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from distrogate.collation.compare import Comparison, compare_images
-from distrogate.collation.corpus import build_corpus
+from distrogate.collation.corpus import Corpus, build_corpus
 from distrogate.images.resolve import resolve_image
 from distrogate.lab.lab import Lab
 from distrogate.lab.run import LabRun
@@ -47,9 +48,12 @@ def _per_locale(runs: list[Comparison], side: str) -> dict[str, float]:
     return out
 
 
-def bench_size(run: LabRun, size: str, runs: int, baseline_ref: str,
-               candidate_ref: str) -> dict[str, Any]:
-    """Boot both images, run the comparison ``runs`` times, return the figures."""
+def bench_size(run: LabRun, size: str, runs: int, baseline_ref: str, candidate_ref: str,
+               save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    """Boot both images, run the comparison ``runs`` times, return the figures.
+
+    ``save`` receives the figures after every run (a lab failure keeps the runs done so far).
+    """
     corpus = build_corpus(size)
     base = run.boot(resolve_image(baseline_ref), role="benchbase")
     cand = run.boot(resolve_image(candidate_ref), role="benchcand")
@@ -63,15 +67,21 @@ def bench_size(run: LabRun, size: str, runs: int, baseline_ref: str,
             done.append(compare_images(base, cand, corpus, locales, dedupe=dedupe))
             walls.append(time.monotonic() - started)
             log.info("%s run %d/%d: %.1fs for the pair", size, index + 1, runs, walls[-1])
+            save(_figures(done, walls, corpus, dedupe, baseline_ref, candidate_ref))
     finally:
         run.destroy(base)
         run.destroy(cand)
+    return _figures(done, walls, corpus, dedupe, baseline_ref, candidate_ref)
+
+
+def _figures(done: list[Comparison], walls: list[float], corpus: Corpus, dedupe: bool,
+             baseline_ref: str, candidate_ref: str) -> dict[str, Any]:
     last = done[-1]
     return {
         "corpus": corpus.summary(),
         "locales": len(last.locales),
         "dedupe": dedupe,
-        "runs": runs,
+        "runs": len(done),
         "pair_seconds": [round(w, 1) for w in walls],
         "pair_seconds_median": round(statistics.median(walls), 1),
         "baseline": {
@@ -116,10 +126,13 @@ def main() -> int:
     try:
         with LabRun(lab) as run:
             for size in args.sizes.split(","):
-                figures[size] = bench_size(run, size, args.runs, args.baseline, args.candidate)
-                figures[size]["taken"] = time.strftime("%Y-%m-%dT%H:%M:%S")
-                OUT.parent.mkdir(parents=True, exist_ok=True)
-                OUT.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+
+                def save(data: dict[str, Any], size: str = size) -> None:
+                    figures[size] = dict(data, taken=time.strftime("%Y-%m-%dT%H:%M:%S"))
+                    OUT.parent.mkdir(parents=True, exist_ok=True)
+                    OUT.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+
+                save(bench_size(run, size, args.runs, args.baseline, args.candidate, save))
     finally:
         if lab.owned_by_me:
             lab.teardown()
