@@ -372,19 +372,6 @@ def check_shell_setenv(machine: Machine, box: Box) -> CheckResult:
                   f"exit 0 and stdout exactly {value!r}", body, machine, box)
 
 
-def check_shell_stdin_eof(machine: Machine, box: Box) -> CheckResult:
-    """``machinectl shell`` fed by a pipe that is already at end of file (a script, a CI job)
-    still runs the command to completion and returns its output."""
-    def body() -> Got:
-        got = run(machine, ["/bin/sh", "-c", ': | "$@"', "sh", "machinectl", "-q", "shell",
-                            box.name, "/bin/sh", "-c", "sleep 1; echo done"])
-        _expect(got.exit_code == 0 and tty_output_matches(got.stdout, "done\n"),
-                "the session ended before the command's output", got)
-        return got
-    return _check("shell_stdin_eof", f": | machinectl shell {box.name} /bin/sh -c 'sleep 1; "
-                  "echo done'", "exit 0 and stdout exactly 'done\\n'", body, machine, box)
-
-
 def check_systemd_run(machine: Machine, box: Box) -> CheckResult:
     """``systemd-run -M NAME --wait -P …`` returns stdout, stderr and the exit status apart."""
     script = 'printf "out\\n"; printf "err\\n" >&2; exit 5'
@@ -558,7 +545,6 @@ CHECKS: tuple[tuple[str, CheckFn], ...] = (
     ("shell_output", check_shell_output),
     ("shell_exit_code", check_shell_exit_code),
     ("shell_setenv", check_shell_setenv),
-    ("shell_stdin_eof", check_shell_stdin_eof),
     ("systemd_run", check_systemd_run),
     ("journal", check_journal),
     ("service", check_service),
@@ -571,7 +557,7 @@ CHECK_NAMES = tuple(name for name, _ in CHECKS)
 OPERATIONS = {
     "start": "machinectl start", "list_status": "machinectl list/status",
     "shell_output": "machinectl shell", "shell_exit_code": "machinectl shell",
-    "shell_setenv": "machinectl shell --setenv", "shell_stdin_eof": "machinectl shell",
+    "shell_setenv": "machinectl shell --setenv",
     "systemd_run": "systemd-run -M",
     "journal": "journalctl -M", "service": "the service inside the container",
     "readonly": "read-only root with writable volumes", "isolation": "process isolation",
