@@ -33,6 +33,8 @@ from distrogate.logsteps import step
 log = logging.getLogger(__name__)
 
 BOOT_TIMEOUT = 300.0
+# no_timer_check: TCG on a loaded host can trip "IO-APIC + timer doesn't work" and panic
+BOOT_ARGS = " cloud-init=disabled no_timer_check"
 _IDENTITY = """\
 set -e
 [ -n "$3" ] && date -u -s "@$3" >/dev/null
@@ -123,7 +125,7 @@ class LabRun:
             name=name, uuid=str(uuid.uuid4()), accel=accel, disk=disk,
             console_log=directory / "console.log", mac=random_mac(), network=network,
             memory_mib=memory_mib, vcpus=vcpus, kernel=image.kernel, initrd=image.initrd,
-            cmdline=image.cmdline + " cloud-init=disabled" if image.kernel else "",
+            cmdline=image.cmdline + BOOT_ARGS if image.kernel else "",
             nvram=directory / "nvram.fd" if image.boot is BootMode.FIRMWARE else None,
             description=f"distrogate {image.name} {image.digest[:12]}",
             extra_disks=tuple(extra_disks),
@@ -234,7 +236,7 @@ class LabRun:
         spec = DomainSpec(name=name, uuid=str(uuid.uuid4()), accel=accel, disk=tdir / "disk.qcow2",
                           console_log=tdir / "console.log", mac=random_mac(), network=name,
                           memory_mib=memory_mib, vcpus=vcpus, kernel=image.kernel,
-                          initrd=image.initrd, cmdline=image.cmdline + " cloud-init=disabled")
+                          initrd=image.initrd, cmdline=image.cmdline + BOOT_ARGS)
         vm = VM(conn, spec, tdir)
         machine = Machine(vm, image=image)
         try:
