@@ -6,4 +6,5 @@ pytest_plugins = [
     "fixtures.session",
     "fixtures.machines",
     "fixtures.recording",
+    "fixtures.collation",
 ]
