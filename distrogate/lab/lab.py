@@ -26,6 +26,7 @@ from distrogate.lab import daemon
 from distrogate.lab.xml import Accel
 from distrogate.locking import file_lock
 from distrogate.logsteps import step
+from distrogate.proc import pid_alive, stop
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class Lab:
     def alive(self) -> bool:
         """Whether the lab's daemon answers."""
         if self.state.kind == "private" and (
-                self.state.daemon_pid is None or not _pid_alive(self.state.daemon_pid)):
+                self.state.daemon_pid is None or not pid_alive(self.state.daemon_pid)):
             return False
         try:
             libvirt.open(self.state.uri).close()
@@ -187,10 +188,8 @@ class Lab:
             if self.state.kind == "private":
                 if self.state.netns:
                     daemon.destroy_netns(self.state.netns)
-                if self.state.daemon_pid and _pid_alive(self.state.daemon_pid):
-                    from distrogate import proc
-
-                    proc.stop([self.state.daemon_pid])
+                if self.state.daemon_pid and pid_alive(self.state.daemon_pid):
+                    stop([self.state.daemon_pid])
                 shutil.rmtree(self.directory, ignore_errors=True)
             else:
                 from distrogate.lab.reaper import reap_objects
@@ -217,8 +216,3 @@ class Lab:
         info["overlays"] = sorted(str(p) for p in vms.glob("*/*.qcow2")) if vms.is_dir() else []
         return info
 
-
-def _pid_alive(pid: int) -> bool:
-    from distrogate.proc import pid_alive
-
-    return pid_alive(pid)

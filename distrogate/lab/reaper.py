@@ -40,24 +40,17 @@ def reap_objects(lab: Lab, *, only_dead_runs: bool = True) -> list[str]:
     prefix = f"{PREFIX}{lab.state.lab_id}-"
     live = live_runs(lab) if only_dead_runs else set()
     conn = lab.conn()
-    for domain in conn.listAllDomains():
-        name = domain.name()
+    objects = [("domain", d) for d in conn.listAllDomains()] + \
+        [("network", n) for n in conn.listAllNetworks()]
+    for kind, obj in objects:
+        name = obj.name()
         if name.startswith(prefix) and not (only_dead_runs and _owner_alive(
                 lab, name[len(prefix):].split("-")[0], live)):
             try:
-                domain.destroy()
-                removed.append(f"domain {name}")
+                obj.destroy()
+                removed.append(f"{kind} {name}")
             except libvirt.libvirtError as exc:
-                log.warning("cannot destroy %s: %s", name, exc)
-    for network in conn.listAllNetworks():
-        name = network.name()
-        if name.startswith(prefix) and not (only_dead_runs and _owner_alive(
-                lab, name[len(prefix):].split("-")[0], live)):
-            try:
-                network.destroy()
-                removed.append(f"network {name}")
-            except libvirt.libvirtError as exc:
-                log.warning("cannot destroy network %s: %s", name, exc)
+                log.warning("cannot destroy %s %s: %s", kind, name, exc)
     vms = lab.directory / "vms"
     for vm_dir in vms.iterdir() if vms.is_dir() else []:
         run_part = vm_dir.name[len(prefix):].split("-")[0] if vm_dir.name.startswith(prefix) else ""
@@ -65,6 +58,18 @@ def reap_objects(lab: Lab, *, only_dead_runs: bool = True) -> list[str]:
             shutil.rmtree(vm_dir, ignore_errors=True)
             removed.append(f"files {vm_dir}")
     return removed
+
+
+def _runs_from(netns: str, labs_root: Path) -> bool:
+    """Whether a process in ``netns`` was started with a path under ``labs_root``."""
+    marker = str(labs_root.resolve()).encode()
+    for pid in daemon.netns_pids(netns):
+        try:
+            if marker in Path(f"/proc/{pid}/cmdline").read_bytes():
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def gc(labs_root: Path | None = None) -> list[str]:
@@ -97,7 +102,9 @@ def gc(labs_root: Path | None = None) -> list[str]:
             shutil.rmtree(directory, ignore_errors=True)
             removed.append(f"lab record {directory}")
     for netns in daemon.list_netns(PREFIX):
-        if netns not in live_netns:
+        # Only namespaces whose processes run out of a lab under *this* labs_root: another
+        # $DISTROGATE_HOME's labs (another user, a test's private home) are not ours to reap.
+        if netns not in live_netns and _runs_from(netns, labs_root):
             daemon.destroy_netns(netns)
             removed.append(f"netns {netns}")
     for line in removed:

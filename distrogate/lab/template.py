@@ -62,10 +62,9 @@ def rewrite_for_clone(xml: str, identity: CloneIdentity) -> str:
         mac = iface.find("mac")
         if mac is not None:
             mac.set("address", identity.mac)
-        for volatile in ("target", "alias"):
-            element = iface.find(volatile)
-            if element is not None and volatile == "target":
-                iface.remove(element)
+        target = iface.find("target")  # the tap device name is the template's; libvirt picks anew
+        if target is not None:
+            iface.remove(target)
     for tag in ("serial", "console"):
         for device in root.iterfind(f"devices/{tag}"):
             source = device.find("source")
