@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import date
@@ -28,13 +29,20 @@ EXIT_INCONCLUSIVE = 2
 
 
 def suite_paths(names: list[str] | None, suites_dir: Path) -> list[Path]:
-    """The test files or folders of the named suites (all of ``suites/`` if none)."""
+    """The test files or folders of the named suites (all of ``suites/`` if none).
+
+    A name is a suite of ``suites/`` (``smoke`` for ``suites/test_smoke.py``) or the path of a
+    test file or folder of your own (``./my_suites/test_kafka.py``).
+    """
     if not names:
         return [suites_dir]
     chosen = []
     for name in names:
+        own = Path(name)
+        if ("/" in name or name.endswith(".py")) and not own.exists():
+            raise InputError(f"--suite {name}: no such file or directory")
         for candidate in (suites_dir / f"test_{name}.py", suites_dir / name,
-                          suites_dir / f"{name}.py"):
+                          suites_dir / f"{name}.py", own.resolve()):
             if candidate.exists():
                 chosen.append(candidate)
                 break
@@ -42,6 +50,16 @@ def suite_paths(names: list[str] | None, suites_dir: Path) -> list[Path]:
             known = sorted(p.stem.removeprefix("test_") for p in suites_dir.glob("test_*.py"))
             raise InputError(f"--suite {name}: no such suite (known: {', '.join(known)})")
     return chosen
+
+
+def _rootdir(targets: list[Path]) -> Path:
+    """The repository for its own suites; for suites elsewhere, the folder that holds them
+    (test ids then read ``test_kafka.py::test_x``, which is what waivers and reports name)."""
+    repo = paths.repo_root()
+    if all(t.resolve().is_relative_to(repo) for t in targets):
+        return repo
+    return Path(os.path.commonpath([t.resolve() if t.is_dir() else t.resolve().parent
+                                    for t in targets]))
 
 
 def decide_and_report(run_dir: Path, policy_path: Path | None, *, today: date | None = None,
@@ -111,8 +129,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
     pytest_args = [str(t) for t in targets] + [
         f"--candidate={args.candidate}", f"--baseline={args.baseline}", f"--run-id={run_id}",
         f"--reports-dir={reports}", f"--junitxml={run_dir / 'junit.xml'}",
-        f"--rootdir={paths.repo_root()}", "-p", "no:cacheprovider", "-v",
+        f"--rootdir={_rootdir(targets)}", "-c", str(paths.repo_root() / "pyproject.toml"),
+        "-p", "no:cacheprovider", "-v",
     ]
+    if str(paths.repo_root()) not in sys.path:  # the harness plugins, also for suites elsewhere
+        sys.path.insert(0, str(paths.repo_root()))
+    from fixtures import HARNESS_PLUGINS
+
+    for plugin in HARNESS_PLUGINS:
+        pytest_args += ["-p", plugin]
     for flag, value in (("--libvirt-uri", args.libvirt_uri), ("--lab-dir", args.lab_dir),
                         ("--policy", args.policy)):
         if value:

@@ -20,7 +20,7 @@ from distrogate.errors import LabError
 
 log = logging.getLogger(__name__)
 
-START_TIMEOUT = 30.0
+START_TIMEOUT = 90.0  # ~0.1 s idle; generous for a host saturated by TCG guests
 LIBVIRT_DIRS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "cache": "/var/cache/libvirt",
                 "log": "/var/log/libvirt", "etc": "/etc/libvirt"}
 QEMU_CONF = """\
@@ -84,8 +84,8 @@ def start_daemon(base: Path, netns: str, log_file: Path) -> int:
                 pass
         time.sleep(0.1)
     proc.stop([daemon.pid])
-    raise LabError(f"libvirtd in {netns} did not answer within {START_TIMEOUT:g}s "
-                   f"(log: {log_file})")
+    raise LabError(f"libvirtd in {netns} did not answer within {START_TIMEOUT:g}s: "
+                   f"{_tail(log_file)} (log: {log_file})")
 
 
 def netns_pids(netns: str) -> list[int]:
@@ -119,5 +119,5 @@ def _tail(path: Path, limit: int = 300) -> str:
     try:
         text = " ".join(path.read_text(errors="replace").split())
     except OSError:
-        return ""
-    return text[-limit:]
+        return "no log"
+    return text[-limit:] or "no output"
