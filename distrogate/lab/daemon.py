@@ -8,7 +8,9 @@ is left alone. Clients reach the daemon through the socket in the lab directory.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import os
 import shlex
 import time
 from pathlib import Path
@@ -20,6 +22,7 @@ from distrogate.errors import LabError
 
 log = logging.getLogger(__name__)
 
+SOCKET_LINKS = Path("/run/distrogate")
 START_TIMEOUT = 90.0  # ~0.1 s idle; generous for a host saturated by TCG guests
 LIBVIRT_DIRS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "cache": "/var/cache/libvirt",
                 "log": "/var/log/libvirt", "etc": "/etc/libvirt"}
@@ -49,9 +52,43 @@ def socket_path(base: Path) -> Path:
     return base / "run" / "libvirt-sock"
 
 
+def socket_link(base: Path) -> Path:
+    """A short path for the daemon's socket.
+
+    A unix socket's path must fit in 107 bytes, and lab directories under a long
+    $DISTROGATE_HOME (a pytest tmp_path, say) do not; clients connect through this symlink.
+    """
+    digest = hashlib.sha256(str(base.absolute()).encode()).hexdigest()[:16]
+    return SOCKET_LINKS / f"{digest}.sock"
+
+
 def uri_for(base: Path) -> str:
     """The libvirt URI of the private daemon whose state lives under ``base``."""
-    return f"qemu+unix:///system?socket={socket_path(base)}"
+    return f"qemu+unix:///system?socket={socket_link(base)}"
+
+
+def _link_socket(base: Path) -> None:
+    link = socket_link(base)
+    link.parent.mkdir(parents=True, exist_ok=True)
+    tmp = link.with_name(f".{link.name}.{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(socket_path(base))
+    os.replace(tmp, link)
+
+
+def remove_socket_link(base: Path) -> None:
+    """Remove the short socket path of the daemon under ``base`` (teardown)."""
+    socket_link(base).unlink(missing_ok=True)
+
+
+def remove_dangling_socket_links() -> list[Path]:
+    """Remove short socket paths whose lab directory is gone; return them."""
+    removed = []
+    for link in SOCKET_LINKS.glob("*.sock") if SOCKET_LINKS.is_dir() else []:
+        if link.is_symlink() and not link.exists():
+            link.unlink(missing_ok=True)
+            removed.append(link)
+    return removed
 
 
 def start_daemon(base: Path, netns: str, log_file: Path) -> int:
@@ -76,6 +113,7 @@ def start_daemon(base: Path, netns: str, log_file: Path) -> int:
             raise LabError(f"libvirtd in {netns} exited with {daemon.returncode}: "
                            f"{_tail(log_file)} (log: {log_file})")
         if socket_path(base).exists():
+            _link_socket(base)
             try:
                 libvirt.open(uri_for(base)).close()
                 log.info("private libvirtd %d up in netns %s", daemon.pid, netns)

@@ -190,6 +190,7 @@ class Lab:
                     daemon.destroy_netns(self.state.netns)
                 if self.state.daemon_pid and pid_alive(self.state.daemon_pid):
                     stop([self.state.daemon_pid])
+                daemon.remove_socket_link(self.directory / "libvirt")
                 shutil.rmtree(self.directory, ignore_errors=True)
             else:
                 from distrogate.lab.reaper import reap_objects

@@ -107,6 +107,7 @@ def gc(labs_root: Path | None = None) -> list[str]:
         if netns not in live_netns and _runs_from(netns, labs_root):
             daemon.destroy_netns(netns)
             removed.append(f"netns {netns}")
+    removed += [f"socket link {link}" for link in daemon.remove_dangling_socket_links()]
     for line in removed:
         log.info("gc: removed %s", line)
     return removed
