@@ -35,7 +35,7 @@ gate: setup
 ## test: lint, types, unit tests, then the VM tests (harness and suites) on real VMs
 test: setup lint type
 	$(VENV)/bin/distrogate lab gc
-	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -rfEs tests suites
+	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -rfEsx --durations=15 tests suites
 
 lint: python-env
 	$(VENV)/bin/ruff check distrogate fixtures suites tests bench conftest.py

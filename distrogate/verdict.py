@@ -37,6 +37,7 @@ from distrogate.results import Outcome, Results, TestRecord
 
 log = logging.getLogger(__name__)
 
+_GROUP_NAMES = 6
 _MESSAGE_CHARS = 300
 _SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.ERROR: 2, Outcome.FAILED: 3}
 
@@ -208,8 +209,10 @@ def _decision(blocking: list[TestVerdict]) -> Decision:
 
 
 def _reasons(decision: Decision, blocking: list[TestVerdict]) -> list[str]:
-    order = [Effective.FAILED, Effective.ERROR, Effective.SKIPPED, Effective.WAIVED]
-    reasons = [_sentence(t) for kind in order for t in blocking if t.effective is kind]
+    reasons = [_sentence(t) for t in blocking if t.effective is Effective.FAILED]
+    for kind in (Effective.ERROR, Effective.SKIPPED):
+        reasons += _grouped(kind, [t for t in blocking if t.effective is kind])
+    reasons += [_sentence(t) for t in blocking if t.effective is Effective.WAIVED]
     if not blocking:
         reasons.append("no blocking test ran: nothing was checked")
     elif decision is Decision.PROMOTE:
@@ -218,6 +221,25 @@ def _reasons(decision: Decision, blocking: list[TestVerdict]) -> list[str]:
                        if passed == len(blocking)
                        else f"{passed} of {len(blocking)} blocking tests passed, "
                             f"the rest failed under live waivers")
+    return reasons
+
+
+def _grouped(kind: Effective, tests: list[TestVerdict]) -> list[str]:
+    """One sentence per cause: a dead lab errors every test after it with the same message,
+    and the reader needs the cause once with the tests it hit, not the same line N times."""
+    by_message: dict[str, list[TestVerdict]] = {}
+    for test in tests:
+        by_message.setdefault(_first_line(test.message), []).append(test)
+    reasons = []
+    for message, group in by_message.items():
+        if len(group) == 1 or not message:
+            reasons += [_sentence(t) for t in group]
+            continue
+        names = ", ".join(t.nodeid for t in group[:_GROUP_NAMES])
+        if len(group) > _GROUP_NAMES:
+            names += f" and {len(group) - _GROUP_NAMES} more"
+        verb = "errored" if kind is Effective.ERROR else "were skipped"
+        reasons.append(f"{len(group)} blocking tests {verb}: {message} ({names})")
     return reasons
 
 

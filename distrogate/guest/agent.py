@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -21,6 +22,9 @@ from distrogate.errors import GuestError, GuestTimeout
 # qemu-ga buffers at most 16 MiB of captured output per stream.
 MAX_CAPTURE = 16 << 20
 GUEST_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+log = logging.getLogger(__name__)
 
 
 class Agent(Protocol):
@@ -121,10 +125,28 @@ def guest_exec(agent: Agent, argv: list[str], *, timeout: float, stdin: bytes | 
         delay = min(delay * 2, 0.05)
 
 
+# Stop the process and all its descendants first (so none forks or is reparented away while
+# we work), then kill them all.
+_KILL_TREE = """
+tree() { for c in $(pgrep -P "$1"); do kill -STOP "$c" 2>/dev/null; tree "$c"; done; echo "$1"; }
+kill -STOP "$1" 2>/dev/null
+kill -KILL $(tree "$1") 2>/dev/null
+true
+"""
+KILL_WAIT = 10.0
+
+
 def _kill(agent: Agent, pid: int) -> None:
+    """Kill the guest process ``pid`` and its descendants, and wait (bounded) until it is gone."""
     try:
-        script = 'kill -KILL -- "-$1" 2>/dev/null; pkill -KILL -P "$1"; kill -KILL "$1"'
-        agent.command("guest-exec", {"path": "/bin/sh", "arg": ["-c", script, "kill", str(pid)]},
-                      timeout=5)
-    except GuestError:
-        pass
+        killer = agent.command("guest-exec", {"path": "/bin/sh",
+                                              "arg": ["-c", _KILL_TREE, "kill", str(pid)]},
+                               timeout=5)["pid"]
+        deadline = time.monotonic() + KILL_WAIT
+        for target in (killer, pid):
+            while time.monotonic() < deadline:
+                if agent.command("guest-exec-status", {"pid": target}, timeout=5).get("exited"):
+                    break
+                time.sleep(0.05)
+    except GuestError as exc:
+        log.warning("could not kill guest process %d: %s", pid, exc)

@@ -45,6 +45,9 @@ class GuestHandle(Protocol):
     def is_running(self) -> bool:
         """Whether the domain is running."""
 
+    def new_boot(self) -> None:
+        """A new boot starts: forget what the console showed before."""
+
     def boot_problem(self) -> str | None:
         """A reason the guest cannot come up (kernel panic seen on the console), or None."""
 
@@ -269,6 +272,7 @@ class Machine:
     def reboot(self, *, timeout: float = 240) -> None:
         """Reboot the guest cleanly and wait until the agent answers from the new boot."""
         before = self.boot_id()
+        self.handle.new_boot()
         with contextlib.suppress(GuestError):  # the agent may go away before it answers
             self.handle.agent().command("guest-shutdown", {"mode": "reboot"}, timeout=5)
 

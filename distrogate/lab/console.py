@@ -17,16 +17,26 @@ _LOGIN = re.compile(rb"login: ")
 AGENT_GRACE = 30.0  # seconds after a login prompt before a silent agent counts as missing
 
 
-def tail(path: Path, size: int = 65536) -> bytes:
-    """The last ``size`` bytes of ``path`` (empty if it does not exist yet)."""
+def tail(path: Path, size: int = 65536, start: int = 0) -> bytes:
+    """The last ``size`` bytes of ``path`` after offset ``start`` (all of them if the file is
+    now shorter than ``start``: it was truncated); empty if it does not exist yet."""
     try:
         with path.open("rb") as handle:
             handle.seek(0, 2)
             end = handle.tell()
-            handle.seek(max(0, end - size))
+            if end < start:
+                start = 0
+            handle.seek(max(start, end - size))
             return handle.read()
     except OSError:
         return b""
+
+
+def _size(path: Path) -> int:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return 0
 
 
 class ConsoleWatch:
@@ -35,14 +45,17 @@ class ConsoleWatch:
     def __init__(self, path: Path) -> None:
         self.path = path
         self._login_seen: float | None = None
+        self._start = 0
 
     def reset(self) -> None:
-        """Forget what was seen (before a new boot)."""
+        """Forget what was seen: a new boot begins (a reboot, a start after a crash), and only
+        what the console prints from now on counts."""
         self._login_seen = None
+        self._start = _size(self.path)
 
     def problem(self) -> str | None:
         """A one-line reason the guest cannot come up, or None."""
-        data = tail(self.path)
+        data = tail(self.path, start=self._start)
         for pattern, what in _FATAL:
             match = pattern.search(data)
             if match:

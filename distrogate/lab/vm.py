@@ -72,6 +72,10 @@ class VM:
                     raise LabError(f"{self.name}: cannot stop: {exc}") from None
         self._domain = None
 
+    def new_boot(self) -> None:
+        """Tell the console watch a new boot starts (a reboot from inside the guest)."""
+        self._watch.reset()
+
     def boot_problem(self) -> str | None:
         """A reason from the console log why the guest cannot come up, or None."""
         return self._watch.problem()

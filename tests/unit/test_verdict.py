@@ -99,3 +99,16 @@ def test_write_verdict(tmp_path: Path) -> None:
     assert doc["decision"] == "promote" and doc["exit_code"] == 0
     assert doc["tests"][0]["effective"] == "passed"
     assert doc["today"] == "2025-06-01" and doc["run_id"] == "run-1"
+
+
+def test_one_cause_erroring_many_tests_is_one_reason_naming_them() -> None:
+    lab_gone = "LabError: cannot connect to libvirt\n(traceback)"
+    res = results(*(record(f"s::t{i}", Outcome.ERROR, message=lab_gone) for i in range(8)),
+                  record("s::other", Outcome.ERROR, message="agent gone"))
+    verdict = decide(res, POLICY, TODAY)
+    assert verdict.decision is Decision.INCONCLUSIVE
+    assert verdict.reasons == [
+        "8 blocking tests errored: LabError: cannot connect to libvirt "
+        "(s::t0, s::t1, s::t2, s::t3, s::t4, s::t5 and 2 more)",
+        "blocking test s::other errored: agent gone",
+    ]
