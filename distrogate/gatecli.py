@@ -131,6 +131,9 @@ def cmd_gate(args: argparse.Namespace) -> int:
         f"--reports-dir={reports}", f"--junitxml={run_dir / 'junit.xml'}",
         f"--rootdir={_rootdir(targets)}", "-c", str(paths.repo_root() / "pyproject.toml"),
         "-p", "no:cacheprovider", "-v",
+        # progress on the console as it happens: which VM boots, each step and its time
+        "-o", "log_cli=true", "--log-cli-level=INFO", "--log-cli-format=%(asctime)s %(message)s",
+        "--log-cli-date-format=%H:%M:%S",
     ]
     if str(paths.repo_root()) not in sys.path:  # the harness plugins, also for suites elsewhere
         sys.path.insert(0, str(paths.repo_root()))

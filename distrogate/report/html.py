@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 from distrogate.fsutil import atomic_write_text
@@ -99,18 +100,38 @@ def _suites(results: Results, verdict: Verdict) -> str:
         row = per_suite.setdefault(test.suite, dict.fromkeys([*kinds, "time", "total"], 0.0))
         row[str(test.effective)] += 1
         row["total"] += 1
+    spans: dict[str, list[tuple[float, float]]] = {}
     for record in results.records:
         per_suite.setdefault(record.suite, dict.fromkeys([*kinds, "time", "total"], 0.0))
         per_suite[record.suite]["time"] += record.duration
+        start = _timestamp(record.started)
+        if start is not None:
+            spans.setdefault(record.suite, []).append((start, start + record.duration))
     rows = [
         [esc(suite or "(none)"), *(f"{int(row[k])}" if row[k] else "" for k in kinds),
-         f"{int(row['total'])}", _seconds(row["time"])]
+         f"{int(row['total'])}", _seconds(_wall(spans.get(suite), row["time"])),
+         _seconds(row["time"])]
         for suite, row in sorted(per_suite.items())
     ]
     total = sum(r.duration for r in results.records)
     return (f"<h2>Suites</h2>\n"
-            f"{table(['suite', *kinds, 'tests', 'wall time'], rows, numeric=range(1, 8))}\n"
-            f"<p class=\"muted\">Sum of test durations: {_seconds(total)}</p>")
+            f"{table(['suite', *kinds, 'tests', 'wall time', 'test time'], rows, numeric=range(1, 9))}\n"
+            f"<p class=\"muted\">Wall time: from the suite's first test starting to its last one "
+            f"ending (VM boots included). Test time: the sum of its tests' durations "
+            f"({_seconds(total)} over all suites).</p>")
+
+
+def _timestamp(text: str) -> float | None:
+    try:
+        return datetime.fromisoformat(text).timestamp() if text else None
+    except ValueError:
+        return None
+
+
+def _wall(spans: list[tuple[float, float]] | None, fallback: float) -> float:
+    if not spans:
+        return fallback
+    return max(end for _, end in spans) - min(start for start, _ in spans)
 
 
 def _seconds(value: float) -> str:

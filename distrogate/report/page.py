@@ -87,7 +87,9 @@ def data_block(data: Mapping[str, Any]) -> str:
     """A dict of scalars as a key/value table, anything else as preformatted JSON."""
     if all(isinstance(v, str | int | float | bool) or v is None for v in data.values()):
         return table(["key", "value"], [[esc(k), esc(v)] for k, v in data.items()])
-    return f"<pre>{esc(json.dumps(data, indent=2, sort_keys=True, default=str))}</pre>"
+    text = json.dumps(data, indent=2, sort_keys=True, default=str)
+    return (f"<details><summary>data ({len(data)} keys)</summary><pre>{esc(text)}</pre>"
+            f"</details>")
 
 
 def number(value: float) -> str:
