@@ -27,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from distrogate.collation.compare import Comparison, compare_images
 from distrogate.collation.corpus import Corpus, build_corpus
+from distrogate.fsutil import atomic_write_json
 from distrogate.images.resolve import resolve_image
 from distrogate.lab.lab import Lab
 from distrogate.lab.run import LabRun
@@ -49,7 +50,7 @@ def _per_locale(runs: list[Comparison], side: str) -> dict[str, float]:
 
 
 def bench_size(run: LabRun, size: str, runs: int, baseline_ref: str, candidate_ref: str,
-               save: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+               save: Callable[[dict[str, Any]], None], *, parallel: bool = True) -> dict[str, Any]:
     """Boot both images, run the comparison ``runs`` times, return the figures.
 
     ``save`` receives the figures after every run (a lab failure keeps the runs done so far).
@@ -64,14 +65,17 @@ def bench_size(run: LabRun, size: str, runs: int, baseline_ref: str, candidate_r
     try:
         for index in range(runs):
             started = time.monotonic()
-            done.append(compare_images(base, cand, corpus, locales, dedupe=dedupe))
+            done.append(compare_images(base, cand, corpus, locales, dedupe=dedupe,
+                                       parallel=parallel))
             walls.append(time.monotonic() - started)
             log.info("%s run %d/%d: %.1fs for the pair", size, index + 1, runs, walls[-1])
-            save(_figures(done, walls, corpus, dedupe, baseline_ref, candidate_ref))
+            save({**_figures(done, walls, corpus, dedupe, baseline_ref, candidate_ref),
+                  "images_sorted": "in parallel" if parallel else "one after the other"})
     finally:
         run.destroy(base)
         run.destroy(cand)
-    return _figures(done, walls, corpus, dedupe, baseline_ref, candidate_ref)
+    return {**_figures(done, walls, corpus, dedupe, baseline_ref, candidate_ref),
+            "images_sorted": "in parallel" if parallel else "one after the other"}
 
 
 def _figures(done: list[Comparison], walls: list[float], corpus: Corpus, dedupe: bool,
@@ -130,9 +134,12 @@ def main() -> int:
                 def save(data: dict[str, Any], size: str = size) -> None:
                     figures[size] = dict(data, taken=time.strftime("%Y-%m-%dT%H:%M:%S"))
                     OUT.parent.mkdir(parents=True, exist_ok=True)
-                    OUT.write_text(json.dumps(figures, indent=1, sort_keys=True) + "\n")
+                    atomic_write_json(OUT, figures)
 
-                save(bench_size(run, size, args.runs, args.baseline, args.candidate, save))
+                # quick: the target is for the pair, sorted at once; full: per image, so each
+                # image sorts with the host to itself
+                save(bench_size(run, size, args.runs, args.baseline, args.candidate, save,
+                                parallel=size == "quick"))
     finally:
         if lab.owned_by_me:
             lab.teardown()

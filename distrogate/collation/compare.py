@@ -189,16 +189,18 @@ def survey(machine: g.GuestLike, corpus: Corpus, locales: list[str] | None, *,
 
 def compare_images(baseline: g.GuestLike, candidate: g.GuestLike, corpus: Corpus,
                    requested: list[str] | None = None, *, dedupe: bool = True, jobs: int = 2,
-                   timeout: float = 3600) -> Comparison:
+                   timeout: float = 3600, parallel: bool = True) -> Comparison:
     """Compare collation of ``baseline`` and ``candidate`` for ``requested`` locales.
 
     ``requested`` are policy names (``en_US.UTF-8``); None means every locale the baseline ships.
+    Both images sort at once unless ``parallel`` is False (then each has the host to itself,
+    which is how per-image figures are benchmarked).
     Raises :class:`~distrogate.errors.InputError` for a name the baseline does not ship.
     """
     started = time.monotonic()
     available = g.list_locales(baseline)
     locales = g.select_locales(available, requested)
-    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2 if parallel else 1) as pool:
         base_f = pool.submit(survey, baseline, corpus, locales, dedupe=dedupe, jobs=jobs,
                              timeout=timeout)
         cand_f = pool.submit(survey, candidate, corpus, locales, dedupe=dedupe, jobs=jobs,
