@@ -262,7 +262,7 @@ class Machine:
             except GuestError:
                 return None
 
-        retry_until(attempt, timeout=timeout, interval=0.25,
+        retry_until(attempt, timeout=timeout, interval=0.1,
                     what=f"{self.name}: guest agent answering", console_log=self.console_log)
 
     def boot_id(self) -> str:
