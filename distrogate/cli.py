@@ -321,6 +321,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BrokenPipeError:  # output piped into `head` and the like
         sys.stderr.close()
         return 0
+    except OSError as exc:  # a file system or system call failure: the host, not the image
+        logging.getLogger("distrogate").debug("unexpected OS error", exc_info=True)
+        print(f"distrogate: error: {exc}", file=sys.stderr)
+        return EXIT_INFRA
 
 
 if __name__ == "__main__":

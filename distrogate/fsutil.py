@@ -1,14 +1,20 @@
-"""File helpers: atomic writes (temp file + rename) and digests."""
+"""File helpers: atomic writes (temp file + rename), digests, removing work trees."""
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
 import json
+import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from distrogate import proc
+
+log = logging.getLogger(__name__)
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -45,3 +51,35 @@ def sha256_file(path: Path, chunk: int = 4 << 20) -> str:
         while block := handle.read(chunk):
             digest.update(block)
     return digest.hexdigest()
+
+
+def mounts_below(path: Path) -> list[Path]:
+    """Mount points at or below ``path`` in this mount namespace, deepest first."""
+    top = os.path.realpath(path)
+    found: list[Path] = []
+    with contextlib.suppress(OSError), open("/proc/self/mountinfo", encoding="utf-8") as info:
+        for line in info:
+            # field 5 is the mount point, with spaces and friends octal-escaped
+            point = line.split()[4].encode().decode("unicode_escape")
+            if point == top or point.startswith(top.rstrip("/") + "/"):
+                found.append(Path(point))
+    return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a work tree, first detaching whatever a killed tool left mounted inside it.
+
+    A bootstrap killed mid-run can leave /proc, /sys or /dev/pts mounted in its tree; removing
+    the tree without unmounting would fail half-way, or worse walk into the mounted file system.
+    Never raises: a tree that cannot be removed is logged and left for ``lab gc``.
+    """
+    for point in mounts_below(path):
+        result = proc.run(["umount", "--lazy", point], timeout=60, check=False)
+        if result.returncode != 0:
+            log.warning("cannot unmount %s: %s", point, result.stderr.decode(errors="replace"))
+    if mounts_below(path):
+        log.warning("not removing %s: file systems are still mounted inside it", path)
+        return
+    shutil.rmtree(path, ignore_errors=True)
+    if path.exists():
+        log.warning("could not remove all of %s", path)

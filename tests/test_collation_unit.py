@@ -7,6 +7,7 @@ import struct
 import subprocess
 import unicodedata
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +199,27 @@ def test_sorter_builds_with_old_symbols_and_sorts_on_the_host(tmp_path: Path) ->
     order = struct.unpack("<5I", order_file.read_bytes())
     assert [strings[i] for i in order] == ["B", "a", "b", "z", "ö"]  # code point order
     assert rows["C.UTF-8"].fingerprint != rows["C"].fingerprint
+
+
+def test_sorter_orders_keys_that_share_long_prefixes(tmp_path: Path) -> None:
+    """Keys equal in their first 16 bytes (kept in the item) are ordered by the rest."""
+    binary = build_sorter(tmp_path)
+    stem = "x" * 40
+    strings = [stem + "b", stem + "a", stem, stem + "ab", "x" * 20, stem + "a" * 3, "y"]
+    order_file = tmp_path / "order"
+    subprocess.run([str(binary), "-O", f"C.UTF-8:{order_file}", "-", "C.UTF-8"],
+                   input=b"".join(s.encode() + b"\0" for s in strings), capture_output=True,
+                   check=True, timeout=60)
+    order = struct.unpack(f"<{len(strings)}I", order_file.read_bytes())
+    assert [strings[i] for i in order] == sorted(strings)
+
+
+def test_sorter_builds_once_when_asked_from_two_threads(tmp_path: Path) -> None:
+    """Both images of a pair ask for the sorter at the same moment: one binary, no error."""
+    with ThreadPoolExecutor(4) as pool:
+        binaries = list(pool.map(lambda _: build_sorter(tmp_path), range(4)))
+    assert len(set(binaries)) == 1 and binaries[0].is_file()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [binaries[0].name]  # no temporaries
 
 
 def test_required_glibc_parses_objdump() -> None:

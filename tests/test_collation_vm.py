@@ -8,6 +8,7 @@ whose files were shared with de_DE.UTF-8 before the edit.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from distrogate.guest.machine import Machine
 from distrogate.images.artifact import ImageArtifact
 from distrogate.images.build import build_image
 from distrogate.images.spec import load_spec
+from tests.conftest import Cli
 
 FAULT_SPEC = Path(__file__).resolve().parent.parent / "images" / "tests" / "collation-fault.yaml"
 LOCALES = ["de_DE.UTF-8", "de_AT.UTF-8", "de_CH.UTF-8", "de_DE", "en_US.UTF-8", "sv_SE.UTF-8",
@@ -68,3 +70,29 @@ def test_unknown_locale_is_an_input_error(boot: Callable[..., Machine],
     base = boot(baseline_image, role="collnames")
     with pytest.raises(InputError, match="xx_YY"):
         compare_images(base, base, build_corpus("quick"), ["en_US.UTF-8", "xx_YY.UTF-8"])
+
+
+def test_gate_rejects_the_planted_fault_naming_locale_and_characters(cli: Cli,
+                                                                     tmp_path: Path) -> None:
+    """The suite itself, through the gate: the changed blocking locale fails, the rest pass."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("default: blocking\nsuites:\n  collation:\n"
+                      "    locales: [de_DE.UTF-8, de_AT.UTF-8, en_US.UTF-8, C.UTF-8]\n"
+                      "    blocking_locales: [de_DE.UTF-8, en_US.UTF-8]\n    corpus: quick\n")
+    reports = tmp_path / "reports"
+    result = cli("gate", "--candidate", str(FAULT_SPEC), "--baseline", "promoted",
+                 "--suite", "collation", "--policy", str(policy), "--reports-dir", str(reports),
+                 timeout=1800)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    run_dir = (reports / "latest").resolve()
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    assert verdict["decision"] == "reject"
+    outcomes = {t["nodeid"].split("::", 1)[1]: t["outcome"] for t in verdict["tests"]}
+    assert outcomes["test_locale_order[blocking]"] == "failed"
+    assert outcomes["test_locale_order[advisory]"] == "passed"  # de_AT shared files: unchanged
+    [reason] = verdict["reasons"]
+    assert "test_locale_order[blocking]" in reason and "de_DE.utf8" in reason, reason
+    [blocking] = [t for t in verdict["tests"] if t["nodeid"].endswith("[blocking]")]
+    assert "de_DE.utf8" in blocking["message"] and "U+00F6" in blocking["message"]
+    assert "en_US" not in blocking["message"], "an unchanged locale was reported"
+    assert "de_DE.utf8" in (run_dir / "summary.html").read_text()

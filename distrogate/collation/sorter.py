@@ -13,6 +13,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 from importlib import resources
 from pathlib import Path
 
@@ -56,16 +57,20 @@ def build_sorter(cache: Path | None = None) -> Path:
         if shutil.which(tool) is None:
             raise InfraError(f"collation: the host needs `{tool}` to build the in-guest sorter "
                              "(apt-get install gcc binutils)")
-    c_file = directory / f"dgsort-{digest}.c"
+    # unique per process and thread: both images of a pair may ask for the sorter at once
+    tmp = directory / f".dgsort-{digest}.{os.getpid()}.{threading.get_ident()}"
+    c_file = tmp.with_name(tmp.name + ".c")
     c_file.write_bytes(src)
-    tmp = directory / f".dgsort-{digest}.{os.getpid()}"
-    proc.run(["gcc", *CFLAGS, "-o", tmp, c_file], timeout=120)
+    try:
+        proc.run(["gcc", *CFLAGS, "-o", tmp, c_file], timeout=120)
+    finally:
+        c_file.unlink(missing_ok=True)
     dump = proc.run(["objdump", "-T", tmp], timeout=60).text
     needed = required_glibc(dump)
     if needed > MAX_GLIBC:
         tmp.unlink()
         raise InfraError(f"collation: {binary.name} needs GLIBC_{needed[0]}.{needed[1]}, more "
                          f"than the allowed GLIBC_{MAX_GLIBC[0]}.{MAX_GLIBC[1]}")
-    tmp.rename(binary)
+    tmp.replace(binary)  # atomic; a concurrent build of the same source wrote the same bytes
     log.info("built the in-guest sorter %s (needs glibc >= %d.%d)", binary, *needed)
     return binary

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from distrogate import paths, proc
-from distrogate.errors import CommandError, InputError
-from distrogate.fsutil import atomic_write_json, sha256_file
-from distrogate.images.aptsource import debian_mirror
+from distrogate.errors import CommandError, InputError, SpecError
+from distrogate.fsutil import atomic_write_json, remove_tree, sha256_file
 from distrogate.images.artifact import BootMode, ImageArtifact
+from distrogate.images.bootstrap import mmdebstrap
 from distrogate.images.chroot import chroot_run
 from distrogate.images.disk import build_disk, find_boot_files, kernel_cmdline
 from distrogate.images.spec import ImageSpec
@@ -28,7 +28,6 @@ from distrogate.logsteps import step
 
 log = logging.getLogger(__name__)
 
-MMDEBSTRAP_TIMEOUT = 1800
 COMMAND_TIMEOUT = 900
 ROOTFS_TAR = "rootfs.tar"
 
@@ -69,7 +68,7 @@ def build_image(spec: ImageSpec, store: Path | None = None) -> ImageArtifact:
 def _build(spec: ImageSpec, store: Path) -> ImageArtifact:
     final = artifact_dir(spec, store)
     work = store / f".tmp-{spec.digest}"
-    shutil.rmtree(work, ignore_errors=True)
+    remove_tree(work)  # what a killed build left
     work.mkdir(parents=True)
     root = work / "root"
     started = time.monotonic()
@@ -88,7 +87,10 @@ def _build(spec: ImageSpec, store: Path) -> ImageArtifact:
         root_uuid = str(uuid.UUID(spec.digest[:32]))
         cmdline = kernel_cmdline(root_uuid, spec.kernel_cmdline)
         (root / "etc/fstab").write_text(f"UUID={root_uuid} / ext4 rw,errors=remount-ro 0 1\n")
-        boot = find_boot_files(root)
+        try:
+            boot = find_boot_files(root)
+        except InputError as exc:  # name the spec, not the work tree
+            raise SpecError(spec.path, "packages", str(exc).split(": ", 1)[1]) from exc
         shutil.copyfile(boot.kernel, work / "vmlinuz")
         shutil.copyfile(boot.initrd, work / "initrd.img")
         packages_map = _packages(root)
@@ -130,19 +132,14 @@ def _build(spec: ImageSpec, store: Path) -> ImageArtifact:
         shutil.rmtree(final, ignore_errors=True)
         work.rename(final)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
         raise
     return ImageArtifact.load(final)
 
 
 def _bootstrap(spec: ImageSpec, root: Path) -> None:
-    mirror = debian_mirror()
-    argv: list[str | Path] = ["mmdebstrap", "--quiet", "--variant=apt", "--mode=root",
-                              "--include=" + ",".join(spec.packages), spec.release, root]
-    if mirror:
-        argv.append(mirror)
     with step("mmdebstrap %s (%d packages)", spec.release, len(spec.packages)):
-        proc.run(argv, timeout=MMDEBSTRAP_TIMEOUT)
+        mmdebstrap(root, spec.release, spec.packages)
 
 
 def _customize(spec: ImageSpec, root: Path, packages: tuple[str, ...],

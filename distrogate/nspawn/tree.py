@@ -24,8 +24,8 @@ from typing import Any
 
 from distrogate import paths, proc
 from distrogate.errors import InputError
-from distrogate.fsutil import atomic_write_json, sha256_file
-from distrogate.images.aptsource import debian_mirror
+from distrogate.fsutil import atomic_write_json, remove_tree, sha256_file
+from distrogate.images.bootstrap import mmdebstrap
 from distrogate.images.spec import _PACKAGE_RE, RELEASES
 from distrogate.locking import file_lock
 from distrogate.logsteps import step
@@ -33,7 +33,6 @@ from distrogate.logsteps import step
 log = logging.getLogger(__name__)
 
 TREE_BUILDER_VERSION = 1  # bump when the build procedure changes what a tree contains
-MMDEBSTRAP_TIMEOUT = 1800
 IMAGE_FILE = "tree.ext4"
 MANIFEST = "manifest.json"
 
@@ -205,7 +204,7 @@ def build_container(spec: ContainerSpec, store: Path | None = None) -> Container
 def _build(spec: ContainerSpec, store: Path) -> ContainerArtifact:
     final = artifact_dir(spec, store)
     work = store / f".tmp-nspawn-{spec.digest}"
-    shutil.rmtree(work, ignore_errors=True)
+    remove_tree(work)  # what a killed build left
     work.mkdir(parents=True)
     root = work / "root"
     started = time.monotonic()
@@ -235,22 +234,16 @@ def _build(spec: ContainerSpec, store: Path) -> ContainerArtifact:
         shutil.rmtree(final, ignore_errors=True)
         work.rename(final)
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        remove_tree(work)
         raise
     return ContainerArtifact(spec, final, manifest)
 
 
 def _bootstrap(spec: ContainerSpec, root: Path) -> None:
-    argv: list[str | Path] = ["mmdebstrap", "--quiet", "--variant=apt", "--mode=root",
-                              "--include=" + ",".join(spec.packages)]
-    argv += [f"--dpkgopt=path-exclude={p}" for p in _PATH_EXCLUDES]
-    argv += [f"--dpkgopt=path-include={p}" for p in _PATH_INCLUDES]
-    argv += [spec.release, root]
-    mirror = debian_mirror()
-    if mirror:
-        argv.append(mirror)
+    options = [f"--dpkgopt=path-exclude={p}" for p in _PATH_EXCLUDES]
+    options += [f"--dpkgopt=path-include={p}" for p in _PATH_INCLUDES]
     with step("mmdebstrap %s for nspawn (%s)", spec.release, " ".join(spec.packages)):
-        proc.run(argv, timeout=MMDEBSTRAP_TIMEOUT)
+        mmdebstrap(root, spec.release, spec.packages, options=options)
 
 
 def _customize(spec: ContainerSpec, root: Path) -> None:

@@ -1,0 +1,28 @@
+"""mmdebstrap, the one way a Debian tree is bootstrapped (image builds and nspawn trees)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from distrogate import proc
+from distrogate.images.aptsource import debian_mirror
+
+MMDEBSTRAP_TIMEOUT = 1800
+
+
+def mmdebstrap(root: Path, release: str, packages: Sequence[str], *,
+               options: Sequence[str] = (), timeout: float = MMDEBSTRAP_TIMEOUT) -> None:
+    """Bootstrap ``release`` with ``packages`` into ``root`` from the host's apt configuration.
+
+    mmdebstrap runs in a mount namespace of its own, so the /proc, /sys and /dev/pts it mounts
+    in the tree vanish with it even when it is killed (timeout, Ctrl-C) before it unmounts.
+    """
+    argv: list[str | Path] = ["unshare", "--mount", "--propagation", "private", "--fork",
+                              "--kill-child", "--", "mmdebstrap", "--quiet", "--variant=apt",
+                              "--mode=root", "--include=" + ",".join(packages), *options,
+                              release, root]
+    mirror = debian_mirror()
+    if mirror:
+        argv.append(mirror)
+    proc.run(argv, timeout=timeout)
