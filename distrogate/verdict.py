@@ -252,7 +252,7 @@ def _sentence(test: TestVerdict) -> str:
         Effective.PASSED: "passed",
     }[test.effective]
     text = f"{test.mode} test {test.nodeid} {verb}"
-    message = _first_line(test.message)
+    message = _first_line(test.message).rstrip(":;, ")  # "…:" that introduced the detail lines
     if message:
         text += f": {message}"
     if test.findings:

@@ -38,6 +38,15 @@ def test_reject_reason_names_test_message_and_findings() -> None:
                                   "findings: sort order changed")
 
 
+def test_reason_drops_the_colon_that_introduced_detail_lines() -> None:
+    res = results(record("suites/test_x.py::test_y", Outcome.FAILED,
+                         message="2 locale(s) sort differently:\n  de_DE: ...",
+                         findings=[Finding("collation of de_DE changed")]))
+    [reason] = decide(res, POLICY, TODAY).reasons
+    assert reason == ("blocking test suites/test_x.py::test_y failed: 2 locale(s) sort "
+                      "differently; findings: collation of de_DE changed")
+
+
 def test_promote_and_inconclusive_exit_codes() -> None:
     assert decide(results(record("a::t")), POLICY, TODAY).exit_code == 0
     skipped = decide(results(record("a::t", Outcome.SKIPPED, message="no kvm")), POLICY, TODAY)
