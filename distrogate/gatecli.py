@@ -10,11 +10,12 @@ verdict's code. Anything that keeps the suites from producing results is *inconc
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -147,7 +148,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
             pytest_args.append(f"{flag}={value}")
     if args.keep_vms:
         pytest_args.append("--keep-vms")
-    with step("run suites %s", ", ".join(t.name for t in targets)):
+    with step("run suites %s", ", ".join(t.name for t in targets)), _pytest_owns_the_console():
         code = pytest.main(pytest_args + extra)
     _point_latest(reports, run_dir)
     log.info("gate run %s took %.0fs", run_id, time.monotonic() - started)
@@ -159,6 +160,19 @@ def cmd_gate(args: argparse.Namespace) -> int:
     if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
         return _inconclusive(run_dir, f"pytest failed to run the suites (exit {int(code)})")
     return decide_and_report(run_dir, args.policy, history_db=reports / "history.sqlite")
+
+
+@contextlib.contextmanager
+def _pytest_owns_the_console() -> Iterator[None]:
+    """Detach the command's own log handlers while pytest runs: its live log shows every line
+    once, in sections, and captured output does not repeat the captured log."""
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers[:] = []
+    try:
+        yield
+    finally:
+        root.handlers[:] = saved
 
 
 def cmd_verdict(args: argparse.Namespace) -> int:
