@@ -26,7 +26,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from distrogate.collation.compare import Comparison, compare_images
-from distrogate.collation.corpus import Corpus, build_corpus
+from distrogate.collation.corpus import build_corpus
 from distrogate.fsutil import atomic_write_json
 from distrogate.images.resolve import resolve_image
 from distrogate.lab.lab import Lab
@@ -49,15 +49,13 @@ def _per_locale(runs: list[Comparison], side: str) -> dict[str, float]:
     return out
 
 
-def bench_size(run: LabRun, size: str, runs: int, baseline_ref: str, candidate_ref: str,
-               save: Callable[[dict[str, Any]], None], *, parallel: bool = True) -> dict[str, Any]:
-    """Boot both images, run the comparison ``runs`` times, return the figures.
-
-    ``save`` receives the figures after every run (a lab failure keeps the runs done so far).
-    """
+def bench_size(run: LabRun, size: str, runs: int, refs: dict[str, str],
+               save: Callable[[dict[str, Any]], None], *, parallel: bool = True) -> None:
+    """Boot both images (``refs``: baseline and candidate) and run the comparison ``runs``
+    times; ``save`` receives the figures after every run (a lab failure keeps the runs done)."""
     corpus = build_corpus(size)
-    base = run.boot(resolve_image(baseline_ref), role="benchbase")
-    cand = run.boot(resolve_image(candidate_ref), role="benchcand")
+    base = run.boot(resolve_image(refs["baseline"]), role="benchbase")
+    cand = run.boot(resolve_image(refs["candidate"]), role="benchcand")
     locales = None if size == "quick" else FULL_LOCALES
     dedupe = size == "quick"
     done: list[Comparison] = []
@@ -69,45 +67,34 @@ def bench_size(run: LabRun, size: str, runs: int, baseline_ref: str, candidate_r
                                        parallel=parallel))
             walls.append(time.monotonic() - started)
             log.info("%s run %d/%d: %.1fs for the pair", size, index + 1, runs, walls[-1])
-            save({**_figures(done, walls, corpus, dedupe, baseline_ref, candidate_ref),
-                  "images_sorted": "in parallel" if parallel else "one after the other"})
+            last = done[-1]
+            save({
+                "corpus": corpus.summary(),
+                "locales": len(last.locales),
+                "dedupe": dedupe,
+                "images_sorted": "in parallel" if parallel else "one after the other",
+                "runs": len(done),
+                "pair_seconds": [round(w, 1) for w in walls],
+                "pair_seconds_median": round(statistics.median(walls), 1),
+                **{side: _side(done, side, ref) for side, ref in refs.items()},
+                "changed": [o.locale for o in last.by_status("changed")],
+                "missing": [o.locale for o in last.by_status("missing")],
+            })
     finally:
         run.destroy(base)
         run.destroy(cand)
-    return {**_figures(done, walls, corpus, dedupe, baseline_ref, candidate_ref),
-            "images_sorted": "in parallel" if parallel else "one after the other"}
 
 
-def _figures(done: list[Comparison], walls: list[float], corpus: Corpus, dedupe: bool,
-             baseline_ref: str, candidate_ref: str) -> dict[str, Any]:
-    last = done[-1]
+def _side(done: list[Comparison], side: str, ref: str) -> dict[str, Any]:
+    """One image's figures over the runs ``done``."""
+    surveys = [getattr(r, side) for r in done]
     return {
-        "corpus": corpus.summary(),
-        "locales": len(last.locales),
-        "dedupe": dedupe,
-        "runs": len(done),
-        "pair_seconds": [round(w, 1) for w in walls],
-        "pair_seconds_median": round(statistics.median(walls), 1),
-        "baseline": {
-            "image": baseline_ref,
-            "survey_seconds": [round(r.baseline.seconds, 1) for r in done],
-            "sort_seconds": [round(r.baseline.sort_seconds, 1) for r in done],
-            "sort_seconds_median": round(statistics.median(r.baseline.sort_seconds
-                                                           for r in done), 1),
-            "distinct_collations": len(set(last.baseline.representative.values())),
-            "per_locale_seconds_median": _per_locale(done, "baseline"),
-        },
-        "candidate": {
-            "image": candidate_ref,
-            "survey_seconds": [round(r.candidate.seconds, 1) for r in done],
-            "sort_seconds": [round(r.candidate.sort_seconds, 1) for r in done],
-            "sort_seconds_median": round(statistics.median(r.candidate.sort_seconds
-                                                           for r in done), 1),
-            "distinct_collations": len(set(last.candidate.representative.values())),
-            "per_locale_seconds_median": _per_locale(done, "candidate"),
-        },
-        "changed": [o.locale for o in last.by_status("changed")],
-        "missing": [o.locale for o in last.by_status("missing")],
+        "image": ref,
+        "survey_seconds": [round(s.seconds, 1) for s in surveys],
+        "sort_seconds": [round(s.sort_seconds, 1) for s in surveys],
+        "sort_seconds_median": round(statistics.median(s.sort_seconds for s in surveys), 1),
+        "distinct_collations": len(set(surveys[-1].representative.values())),
+        "per_locale_seconds_median": _per_locale(done, side),
     }
 
 
@@ -133,13 +120,13 @@ def main() -> int:
 
                 def save(data: dict[str, Any], size: str = size) -> None:
                     figures[size] = dict(data, taken=time.strftime("%Y-%m-%dT%H:%M:%S"))
-                    OUT.parent.mkdir(parents=True, exist_ok=True)
                     atomic_write_json(OUT, figures)
 
                 # quick: the target is for the pair, sorted at once; full: per image, so each
                 # image sorts with the host to itself
-                save(bench_size(run, size, args.runs, args.baseline, args.candidate, save,
-                                parallel=size == "quick"))
+                bench_size(run, size, args.runs,
+                           {"baseline": args.baseline, "candidate": args.candidate}, save,
+                           parallel=size == "quick")
     finally:
         if lab.owned_by_me:
             lab.teardown()

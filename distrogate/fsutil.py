@@ -7,6 +7,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -59,11 +60,15 @@ def mounts_below(path: Path) -> list[Path]:
     found: list[Path] = []
     with contextlib.suppress(OSError), open("/proc/self/mountinfo", encoding="utf-8") as info:
         for line in info:
-            # field 5 is the mount point, with spaces and friends octal-escaped
-            point = line.split()[4].encode().decode("unicode_escape")
+            point = _unescape(line.split()[4])  # field 5: the mount point
             if point == top or point.startswith(top.rstrip("/") + "/"):
                 found.append(Path(point))
     return sorted(found, key=lambda p: len(p.parts), reverse=True)
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo field with the kernel's octal escapes (``\\040`` for a space) undone."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), field)
 
 
 def remove_tree(path: Path) -> None:
@@ -71,7 +76,8 @@ def remove_tree(path: Path) -> None:
 
     A bootstrap killed mid-run can leave /proc, /sys or /dev/pts mounted in its tree; removing
     the tree without unmounting would fail half-way, or worse walk into the mounted file system.
-    Never raises: a tree that cannot be removed is logged and left for ``lab gc``.
+    Never raises: a tree that cannot be removed is logged and left; the next build of the same
+    spec tries again.
     """
     for point in mounts_below(path):
         result = proc.run(["umount", "--lazy", point], timeout=60, check=False)

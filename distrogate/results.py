@@ -113,6 +113,13 @@ class Results:
     schema_version: int = SCHEMA_VERSION
 
 
+def headline(message: str, limit: int = 300) -> str:
+    """A test message's first non-empty line, at most ``limit`` characters, without the colon
+    that introduced the detail lines below it (``"3 locales changed:"`` → ``"3 locales changed"``)."""
+    line = next((ln.strip() for ln in message.splitlines() if ln.strip()), "").rstrip(":;, ")
+    return line if len(line) <= limit else line[: limit - 1] + "…"
+
+
 def relative_artifact_path(path: Path, run_dir: Path) -> str:
     """``path`` relative to ``run_dir`` when it lies inside it, else the path as given."""
     try:

@@ -33,12 +33,11 @@ from typing import Any
 
 from distrogate.fsutil import atomic_write_json
 from distrogate.policy import Mode, Policy, Waiver
-from distrogate.results import Outcome, Results, TestRecord
+from distrogate.results import Outcome, Results, TestRecord, headline
 
 log = logging.getLogger(__name__)
 
 _GROUP_NAMES = 6
-_MESSAGE_CHARS = 300
 _SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.ERROR: 2, Outcome.FAILED: 3}
 
 
@@ -229,7 +228,7 @@ def _grouped(kind: Effective, tests: list[TestVerdict]) -> list[str]:
     and the reader needs the cause once with the tests it hit, not the same line N times."""
     by_message: dict[str, list[TestVerdict]] = {}
     for test in tests:
-        by_message.setdefault(_first_line(test.message), []).append(test)
+        by_message.setdefault(headline(test.message), []).append(test)
     reasons = []
     for message, group in by_message.items():
         if len(group) == 1 or not message:
@@ -252,17 +251,12 @@ def _sentence(test: TestVerdict) -> str:
         Effective.PASSED: "passed",
     }[test.effective]
     text = f"{test.mode} test {test.nodeid} {verb}"
-    message = _first_line(test.message).rstrip(":;, ")  # "…:" that introduced the detail lines
+    message = headline(test.message)
     if message:
         text += f": {message}"
     if test.findings:
         text += "; findings: " + "; ".join(test.findings)
     return text
-
-
-def _first_line(message: str) -> str:
-    line = next((ln.strip() for ln in message.splitlines() if ln.strip()), "")
-    return line if len(line) <= _MESSAGE_CHARS else line[: _MESSAGE_CHARS - 1] + "…"
 
 
 def _waiver_uses(

@@ -21,7 +21,7 @@ from distrogate.fsutil import atomic_write_json, remove_tree, sha256_file
 from distrogate.images.artifact import BootMode, ImageArtifact
 from distrogate.images.bootstrap import mmdebstrap
 from distrogate.images.chroot import chroot_run
-from distrogate.images.disk import build_disk, find_boot_files, kernel_cmdline
+from distrogate.images.disk import MissingBootFile, build_disk, find_boot_files, kernel_cmdline
 from distrogate.images.spec import ImageSpec
 from distrogate.locking import file_lock
 from distrogate.logsteps import step
@@ -89,8 +89,8 @@ def _build(spec: ImageSpec, store: Path) -> ImageArtifact:
         (root / "etc/fstab").write_text(f"UUID={root_uuid} / ext4 rw,errors=remount-ro 0 1\n")
         try:
             boot = find_boot_files(root)
-        except InputError as exc:  # name the spec, not the work tree
-            raise SpecError(spec.path, "packages", str(exc).split(": ", 1)[1]) from exc
+        except MissingBootFile as exc:  # name the spec, not the work tree
+            raise SpecError(spec.path, "packages", str(exc)) from exc
         shutil.copyfile(boot.kernel, work / "vmlinuz")
         shutil.copyfile(boot.initrd, work / "initrd.img")
         packages_map = _packages(root)
@@ -100,7 +100,7 @@ def _build(spec: ImageSpec, store: Path) -> ImageArtifact:
                       work / ROOTFS_TAR, "."], timeout=600)
         with step("make disk (%d GiB, ext4 + ESP)", spec.disk_size_gib):
             raw = work / "disk.raw"
-            build_disk(root, raw, size_gib=spec.disk_size_gib, root_uuid=root_uuid,
+            build_disk(root, boot, raw, size_gib=spec.disk_size_gib, root_uuid=root_uuid,
                        cmdline=cmdline)
             proc.run(["qemu-img", "convert", "-O", "qcow2", raw, work / "disk.qcow2"],
                      timeout=900)

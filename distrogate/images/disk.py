@@ -22,26 +22,37 @@ LINUX_TYPE = "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
 SYSTEMD_BOOT = "usr/lib/systemd/boot/efi/systemd-bootx64.efi"
 
 
+class MissingBootFile(InputError):
+    """The tree lacks a file its disk needs; the message names the package that provides it."""
+
+
 @dataclass(frozen=True)
 class BootFiles:
-    """The kernel and initrd found in a tree's /boot."""
+    """What the disk's ESP needs from a tree: the newest kernel, its initrd, the EFI loader."""
 
     kernel: Path
     initrd: Path
     version: str
+    loader: Path
 
 
 def find_boot_files(root: Path) -> BootFiles:
-    """The newest kernel in ``root/boot`` and its initrd."""
+    """The newest kernel in ``root/boot``, its initrd and systemd-boot's EFI binary.
+
+    Raises :class:`MissingBootFile` (naming the package to add) if one is missing.
+    """
     kernels = sorted((root / "boot").glob("vmlinuz-*"))
     if not kernels:
-        raise InputError(f"{root}: the image has no kernel in /boot (add linux-image-amd64)")
+        raise MissingBootFile("the image has no kernel in /boot (add linux-image-amd64)")
     kernel = kernels[-1]
     version = kernel.name.removeprefix("vmlinuz-")
     initrd = root / "boot" / f"initrd.img-{version}"
     if not initrd.exists():
-        raise InputError(f"{root}: no initrd for kernel {version} (add initramfs-tools)")
-    return BootFiles(kernel, initrd, version)
+        raise MissingBootFile(f"no initrd for kernel {version} (add initramfs-tools)")
+    loader = root / SYSTEMD_BOOT
+    if not loader.exists():
+        raise MissingBootFile(f"{SYSTEMD_BOOT} missing (add systemd-boot-efi)")
+    return BootFiles(kernel, initrd, version, loader)
 
 
 def kernel_cmdline(root_uuid: str, extra: str = "") -> str:
@@ -50,19 +61,16 @@ def kernel_cmdline(root_uuid: str, extra: str = "") -> str:
                                   "systemd.show_status=1", extra]))
 
 
-def _esp_image(path: Path, root: Path, boot: BootFiles, cmdline: str) -> None:
+def _esp_image(path: Path, boot: BootFiles, cmdline: str) -> None:
     proc.run(["mkfs.vfat", "-n", "ESP", "-C", path, str(ESP_MIB * 1024)], timeout=60)
     loader = path.with_name("loader.conf")
     loader.write_text("default distrogate.conf\ntimeout 0\neditor no\n")
     entry = path.with_name("distrogate.conf")
     entry.write_text(f"title distrogate\nlinux /vmlinuz\ninitrd /initrd.img\noptions {cmdline}\n")
     image = f"{path}"
-    efi = root / SYSTEMD_BOOT
-    if not efi.exists():
-        raise InputError(f"{root}: {SYSTEMD_BOOT} missing (add systemd-boot-efi to the spec)")
     for directory in ("::/EFI", "::/EFI/BOOT", "::/loader", "::/loader/entries"):
         proc.run(["mmd", "-i", image, directory], timeout=60)
-    copies = [(efi, "::/EFI/BOOT/BOOTX64.EFI"), (loader, "::/loader/loader.conf"),
+    copies = [(boot.loader, "::/EFI/BOOT/BOOTX64.EFI"), (loader, "::/loader/loader.conf"),
               (entry, "::/loader/entries/distrogate.conf"), (boot.kernel, "::/vmlinuz"),
               (boot.initrd, "::/initrd.img")]
     for source, target in copies:
@@ -71,9 +79,10 @@ def _esp_image(path: Path, root: Path, boot: BootFiles, cmdline: str) -> None:
     entry.unlink()
 
 
-def build_disk(root: Path, raw: Path, *, size_gib: int, root_uuid: str, cmdline: str) -> None:
-    """Write a sparse raw GPT disk of ``size_gib`` at ``raw`` from the tree at ``root``."""
-    boot = find_boot_files(root)
+def build_disk(root: Path, boot: BootFiles, raw: Path, *, size_gib: int, root_uuid: str,
+               cmdline: str) -> None:
+    """Write a sparse raw GPT disk of ``size_gib`` at ``raw`` from the tree at ``root``, with
+    ``boot`` (see :func:`find_boot_files`) on its ESP."""
     total = size_gib * (1 << 30) // SECTOR
     root_start = ESP_START + ESP_MIB * 2048
     root_sectors = total - root_start - 2048  # leave room for the backup GPT
@@ -87,7 +96,7 @@ def build_disk(root: Path, raw: Path, *, size_gib: int, root_uuid: str, cmdline:
     proc.run(["sfdisk", "--quiet", "--no-reread", "--no-tell-kernel", raw],
              input=layout.encode(), timeout=60)
     esp = raw.with_name("esp.img")
-    _esp_image(esp, root, boot, cmdline)
+    _esp_image(esp, boot, cmdline)
     proc.run(["dd", f"if={esp}", f"of={raw}", "bs=1M", f"seek={ESP_START * SECTOR}",
               "oflag=seek_bytes", "conv=notrunc,sparse", "status=none"], timeout=120)
     esp.unlink()
