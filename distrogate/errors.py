@@ -1,8 +1,17 @@
 """The exception hierarchy. Every message is one line that names the input and what is wrong.
 
-Two families matter for the verdict: :class:`InfraError` (the lab or the harness broke: never a
-reason to reject an image) and :class:`InputError` (the user gave something unusable). Failures
-of the image itself are assertions in suites, not exceptions from here.
+The outcome of a test follows the *cause* of its exception, in whichever pytest phase it is raised
+(test body, fixture setup, a suite's module fixture, teardown):
+
+* :class:`ImageFault` — a statement about the image (an ``AssertionError``; a plain ``assert``
+  and ``pytest.fail`` count as one too): the test is *failed*.
+* :class:`InfraError` — the lab or the harness broke, including a guest command that ran out of
+  time: the test is *error* (the verdict can only be inconclusive), never a reason to reject.
+* :class:`InputError` — the user gave something unusable: exit 3, before anything is booted.
+
+A bound that is itself the property under test is not held as an absolute number: the suite
+records the time it observed on each image and judges the candidate against the baseline's time
+on the same lab (see :mod:`distrogate.differential`).
 """
 
 from __future__ import annotations
@@ -54,9 +63,39 @@ class GuestTimeout(GuestError):
     """A bounded wait on a guest ran out."""
 
 
-class GuestCommandFailed(AssertionError):
-    """A command in the guest did not end as the caller required (``succeed``/``fail``).
+class ImageFault(AssertionError):
+    """A statement about the image: it does not do what it must (the test is *failed*).
 
-    This is an AssertionError on purpose: it is a statement about the image, so a suite that
-    uses ``succeed`` reports *failed*, not *error*.
+    An AssertionError on purpose, so that plain ``assert`` statements and this class mean the
+    same to the verdict.
     """
+
+
+class GuestCommandFailed(ImageFault):
+    """A command in the guest did not end as the caller required (``succeed``/``fail``), or a
+    unit the caller waits for failed or does not exist."""
+
+
+class CandidateDoesNotBoot(ImageFault):
+    """The candidate does not boot (or has no working guest agent) while the baseline boots on
+    the same lab: a regression of the image, not of the lab."""
+
+
+class GuestCommandTimeout(GuestTimeout):
+    """A guest command (or a wait for a state) ran out of time.
+
+    A lab problem: a slow or overloaded host makes commands slow on every image. A suite that
+    checks a time bound records the times on both images and compares them instead.
+    """
+
+
+def is_image_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` is a statement about the image (so the test is *failed*, not *error*).
+
+    AssertionErrors are (plain ``assert``, :class:`ImageFault`), and so is ``pytest.fail``;
+    everything else (lab, harness, input, a bug in a suite) is not.
+    """
+    if isinstance(exc, AssertionError):
+        return True
+    return type(exc).__name__ == "Failed" and any(
+        base.__module__.startswith("_pytest") for base in type(exc).__mro__)

@@ -1,21 +1,27 @@
 """``distrogate gate`` and ``distrogate verdict``: run the suites, decide, write the reports.
 
-``gate`` builds or imports both images (so a bad image is a clear input error before any VM
-starts), runs pytest on the selected suites (JUnit XML and results.json into
-``reports/<run-id>/``), then decides with the policy and writes verdict.json and summary.html,
-points ``reports/latest`` at the run, records it in the history database and exits with the
-verdict's code. Anything that keeps the suites from producing results is *inconclusive*.
+``gate`` works in this order, so that bad input is found before anything is built or booted:
+
+1. load the policy and validate every suite's settings (exit 3 on any problem);
+2. find the suites and collect their tests in a pytest process of its own, then write the plan
+   (``reports/<run-id>/plan.json``): a suite that collects nothing is exit 3, a file that cannot
+   be collected makes the run inconclusive (exit 2) naming it;
+3. build or import both images (a bad image is exit 3 before any VM starts);
+4. run pytest on the plan in a child process (JUnit XML, a journal and results.json), so that a
+   test that kills its process still leaves a verdict naming it;
+5. decide with the policy: verdict.json, summary.html, ``reports/latest``, the history database,
+   and the verdict's exit code. verdict.json and the exit code always agree.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -27,6 +33,7 @@ from distrogate.logsteps import step
 log = logging.getLogger("distrogate")
 
 EXIT_INCONCLUSIVE = 2
+EXIT_INTERRUPTED = 130
 
 
 def suite_paths(names: list[str] | None, suites_dir: Path) -> list[Path]:
@@ -65,16 +72,20 @@ def _rootdir(targets: list[Path]) -> Path:
 
 def decide_and_report(run_dir: Path, policy_path: Path | None, *, today: date | None = None,
                       history_db: Path | None = None) -> int:
-    """Read run_dir/results.json, write verdict.json + summary.html, print the verdict."""
-    from distrogate.policy import load_policy
+    """Read run_dir/results.json (and plan.json), write verdict.json + summary.html, print
+    the verdict."""
+    from distrogate.plan import load_plan
+    from distrogate.policy import load_policy, today_utc
     from distrogate.report.history import record_run, write_trends
     from distrogate.report.html import write_html
     from distrogate.results import load_results
     from distrogate.verdict import decide, write_verdict
 
-    results = load_results(run_dir / "results.json")
     policy = load_policy(policy_path)
-    verdict = decide(results, policy, today or date.today())
+    results = load_results(run_dir / "results.json")
+    plan = load_plan(run_dir / "plan.json")
+    verdict = decide(results, policy, today or today_utc(),
+                     planned=plan.tests if plan is not None else ())
     write_verdict(run_dir / "verdict.json", verdict)
     html = write_html(run_dir, results, verdict)
     if history_db is not None:
@@ -84,19 +95,25 @@ def decide_and_report(run_dir: Path, policy_path: Path | None, *, today: date | 
     for reason in verdict.reasons:
         print(f"  - {reason}")
     for waiver in verdict.waivers_applied:
-        print(f"  waived: {waiver.pattern} ({waiver.reason}; {waiver.tracker}; until "
+        items = f" items {', '.join(waiver.items)}" if waiver.items else ""
+        print(f"  waived: {waiver.pattern}{items} ({waiver.reason}; {waiver.tracker}; until "
               f"{waiver.expires})")
+    for waiver in verdict.unused_waivers:
+        print(f"  unused waiver: {waiver.pattern}: {waiver.why}")
+    for line in verdict.baseline_failures:
+        print(f"  note: {line}")
     print(f"report: {html}")
     return verdict.exit_code
 
 
-def _inconclusive(run_dir: Path, why: str) -> int:
+def _inconclusive(run_dir: Path, why: str, exit_code: int = EXIT_INCONCLUSIVE) -> int:
+    """Write and print an inconclusive verdict with no test results behind it."""
     from distrogate.fsutil import atomic_write_json
 
-    atomic_write_json(run_dir / "verdict.json", {"decision": "inconclusive", "exit_code": 2,
-                                                 "reasons": [why]})
-    print(f"verdict: INCONCLUSIVE (exit 2)\n  - {why}")
-    return EXIT_INCONCLUSIVE
+    atomic_write_json(run_dir / "verdict.json", {"decision": "inconclusive",
+                                                 "exit_code": exit_code, "reasons": [why]})
+    print(f"verdict: INCONCLUSIVE (exit {exit_code})\n  - {why}")
+    return exit_code
 
 
 def _point_latest(reports: Path, run_dir: Path) -> None:
@@ -107,77 +124,171 @@ def _point_latest(reports: Path, run_dir: Path) -> None:
     os.replace(tmp, latest)
 
 
-def cmd_gate(args: argparse.Namespace) -> int:
-    """Build both images, run the suites, decide, report."""
-    import pytest
+def _suite_name(target: Path) -> str:
+    from distrogate.results import suite_of
 
+    repo = paths.repo_root()
+    resolved = target.resolve()
+    if resolved.is_relative_to(repo):
+        return suite_of(resolved.relative_to(repo).as_posix() + "::x")
+    return resolved.stem.removeprefix("test_")
+
+
+def _pytest_args(args: argparse.Namespace, targets: list[Path], run_id: str, run_dir: Path,
+                 reports: Path) -> list[str]:
+    """The options every pytest process of this gate run gets (collection and the run)."""
+    from fixtures import HARNESS_PLUGINS
+
+    argv = [f"--candidate={args.candidate}", f"--baseline={args.baseline}",
+            f"--run-id={run_id}", f"--reports-dir={reports}", f"--rootdir={_rootdir(targets)}",
+            "-c", str(paths.repo_root() / "pyproject.toml"), "-p", "no:cacheprovider"]
+    for plugin in HARNESS_PLUGINS:
+        argv += ["-p", plugin]
+    for flag, value in (("--libvirt-uri", args.libvirt_uri), ("--lab-dir", args.lab_dir),
+                        ("--policy", args.policy)):
+        if value:
+            argv.append(f"{flag}={value}")
+    if args.keep_vms:
+        argv.append("--keep-vms")
+    extra = list(args.pytest_args)
+    return argv + (extra[1:] if extra and extra[0] == "--" else extra)
+
+
+def cmd_gate(args: argparse.Namespace) -> int:
+    """Validate, plan, build both images, run the suites, decide, report."""
     from distrogate.images.resolve import resolve_image
+    from distrogate.plan import collect, write_plan
+    from distrogate.policy import load_policy
+    from distrogate.suites import validate_settings
 
     started = time.monotonic()
-    with step("prepare images"):
-        for role, ref in (("candidate", args.candidate), ("baseline", args.baseline)):
-            image = resolve_image(ref)
-            log.info("%s: %s (%s, glibc %s, %s)", role, image.name, image.release,
-                     image.glibc, image.digest[:12])
+    if str(paths.repo_root()) not in sys.path:  # the harness plugins, also for suites elsewhere
+        sys.path.insert(0, str(paths.repo_root()))
+    policy = load_policy(args.policy)
+    targets = suite_paths(args.suite, paths.repo_root() / "suites")
+    validate_settings(policy, [_suite_name(t) for t in targets])
     reports: Path = args.reports_dir
     run_id = paths.new_run_id()
     run_dir = reports / run_id
     run_dir.mkdir(parents=True, exist_ok=True)
-    targets = suite_paths(args.suite, paths.repo_root() / "suites")
-    extra = list(args.pytest_args)
-    if extra and extra[0] == "--":
-        extra = extra[1:]
-    pytest_args = [str(t) for t in targets] + [
-        f"--candidate={args.candidate}", f"--baseline={args.baseline}", f"--run-id={run_id}",
-        f"--reports-dir={reports}", f"--junitxml={run_dir / 'junit.xml'}",
-        f"--rootdir={_rootdir(targets)}", "-c", str(paths.repo_root() / "pyproject.toml"),
-        "-p", "no:cacheprovider", "-v",
-        # progress on the console as it happens: which VM boots, each step and its time
-        "-o", "log_cli=true", "--log-cli-level=INFO", "--log-cli-format=%(asctime)s %(message)s",
-        "--log-cli-date-format=%H:%M:%S",
-    ]
-    if str(paths.repo_root()) not in sys.path:  # the harness plugins, also for suites elsewhere
-        sys.path.insert(0, str(paths.repo_root()))
-    from fixtures import HARNESS_PLUGINS
-
-    for plugin in HARNESS_PLUGINS:
-        pytest_args += ["-p", plugin]
-    for flag, value in (("--libvirt-uri", args.libvirt_uri), ("--lab-dir", args.lab_dir),
-                        ("--policy", args.policy)):
-        if value:
-            pytest_args.append(f"{flag}={value}")
-    if args.keep_vms:
-        pytest_args.append("--keep-vms")
-    with step("run suites %s", ", ".join(t.name for t in targets)), _pytest_owns_the_console():
-        code = pytest.main(pytest_args + extra)
+    common = _pytest_args(args, targets, run_id, run_dir, reports)
+    with step("plan: collect %s", ", ".join(t.name for t in targets)):
+        plan = collect(targets, common, workdir=run_dir)
+    for name, target in zip(args.suite or [], targets, strict=False):
+        if plan.per_target.get(str(target), 0) == 0 and not plan.collection_errors:
+            raise InputError(f"--suite {name}: collects no tests ({target})")
+    write_plan(run_dir / "plan.json", plan)
+    log.info("plan: %d tests in %s", len(plan.tests), run_dir / "plan.json")
+    if plan.collection_errors:
+        _point_latest(reports, run_dir)
+        return _inconclusive(run_dir, "could not collect the suites: " + "; ".join(
+            f"{e.path}: {e.error}" for e in plan.collection_errors))
+    images = {}
+    with step("prepare images"):
+        for role, ref in (("candidate", args.candidate), ("baseline", args.baseline)):
+            image = resolve_image(ref)
+            images[role] = image.summary()
+            log.info("%s: %s (%s, glibc %s, %s)", role, image.name, image.release,
+                     image.glibc, image.digest[:12])
+    write_plan(run_dir / "plan.json", replace(plan, run={
+        "images": images, "suites": [_suite_name(t) for t in targets],
+        "policy": policy.source, "policy_sha256": policy_digest(args.policy)}))
+    argv = [*common, f"--junitxml={run_dir / 'junit.xml'}", f"--dg-plan={run_dir / 'plan.json'}",
+            "-v", "-o", "log_cli=true", "--log-cli-level=INFO",
+            "--log-cli-format=%(asctime)s %(message)s", "--log-cli-date-format=%H:%M:%S",
+            *[str(t) for t in targets]]
+    with step("run suites %s", ", ".join(t.name for t in targets)):
+        code = run_pytest(argv, run_dir)
     _point_latest(reports, run_dir)
     log.info("gate run %s took %.0fs", run_id, time.monotonic() - started)
-    if code == pytest.ExitCode.INTERRUPTED:
-        _inconclusive(run_dir, "the run was interrupted")
-        raise KeyboardInterrupt
     if not (run_dir / "results.json").exists():
-        return _inconclusive(run_dir, f"the suites produced no results (pytest exit {code})")
-    if code in (pytest.ExitCode.INTERNAL_ERROR, pytest.ExitCode.USAGE_ERROR):
-        return _inconclusive(run_dir, f"pytest failed to run the suites (exit {int(code)})")
+        salvage_results(run_dir, plan.tests, images, run_id, code)
     return decide_and_report(run_dir, args.policy, history_db=reports / "history.sqlite")
 
 
-@contextlib.contextmanager
-def _pytest_owns_the_console() -> Iterator[None]:
-    """Detach the command's own log handlers while pytest runs: its live log shows every line
-    once, in sections, and captured output does not repeat the captured log."""
-    root = logging.getLogger()
-    saved = root.handlers[:]
-    root.handlers[:] = []
+def policy_digest(path: Path | None) -> str:
+    """The sha256 of the policy file (of the packaged default without one)."""
+    import hashlib
+    from importlib import resources
+
+    from distrogate.policy import DEFAULT_POLICY_NAME
+
+    data = (Path(path).read_bytes() if path is not None else
+            resources.files("distrogate").joinpath(DEFAULT_POLICY_NAME).read_bytes())
+    return hashlib.sha256(data).hexdigest()
+
+
+PYTEST_STOP_TIMEOUT = 240.0  # a stopped run removes its VMs and lab; then it is killed
+
+
+def run_pytest(argv: list[str], run_dir: Path) -> int:
+    """Run pytest in a child process and return its exit code.
+
+    An interrupt (Ctrl-C reaches both processes; SIGTERM reaches the gate only and is passed
+    on) lets the child remove its VMs and lab, within a bound; the gate then writes an
+    inconclusive verdict and re-raises, so the CLI exits 130."""
+    import signal
+    import subprocess
+
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(
+        p for p in (str(paths.repo_root()), env.get("PYTHONPATH", "")) if p)
+    child = subprocess.Popen([sys.executable, "-m", "pytest", *argv], env=env)
     try:
-        yield
-    finally:
-        root.handlers[:] = saved
+        return child.wait()
+    except KeyboardInterrupt:
+        try:
+            child.wait(timeout=3)  # a Ctrl-C reached the child too
+        except subprocess.TimeoutExpired:
+            child.send_signal(signal.SIGTERM)
+        try:
+            child.wait(timeout=PYTEST_STOP_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait(timeout=30)
+        _inconclusive(run_dir, "the run was interrupted", EXIT_INTERRUPTED)
+        raise
+
+
+def salvage_results(run_dir: Path, planned: tuple[str, ...], images: dict[str, Any],
+                    run_id: str, code: int) -> None:
+    """The pytest process died without writing results.json: build it from the journal (the
+    tests that finished) and the plan (the test that was running, and those never reached),
+    and remove whatever the dead process left in the lab."""
+    from datetime import UTC, datetime
+
+    from distrogate.lab.reaper import gc
+    from distrogate.results import (
+        RunInfo,
+        journal_records,
+        journal_starts,
+        missing_records,
+        write_results,
+    )
+
+    journal = run_dir / "journal.jsonl"
+    records = journal_records(journal)
+    records += missing_records(planned, records, journal_starts(journal))
+    log.error("the test process ended without results (exit %d); %d of %d planned tests "
+              "finished", code, len(records) - sum(r.message.startswith("no result")
+                                                   for r in records), len(planned))
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    run = RunInfo(run_id=run_id, started=now, finished=now, candidate=images["candidate"],
+                  baseline=images["baseline"], suites=sorted({r.suite for r in records}),
+                  argv=list(sys.argv), lab={"salvaged": True}, host={})
+    write_results(run_dir / "results.json", run, records)
+    for removed in gc():
+        log.info("removed what the dead run left: %s", removed)
 
 
 def cmd_verdict(args: argparse.Namespace) -> int:
     """Decide on an existing run directory (no VMs)."""
-    today = date.fromisoformat(args.today) if args.today else None
+    today = None
+    if args.today:
+        try:
+            today = date.fromisoformat(args.today)
+        except ValueError:
+            raise InputError(f"--today {args.today}: not a date (expected YYYY-MM-DD)") from None
     return decide_and_report(Path(args.run_dir), args.policy, today=today)
 
 

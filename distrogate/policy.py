@@ -10,13 +10,21 @@ A policy is a YAML mapping::
       - pattern: "suites/test_pg.py::*"
         mode: blocking
     waivers:
-      - pattern: "suites/test_collation.py::test_order[de_DE*"   # glob on the nodeid
-        reason: "glibc 2.41 changed German collation; apps re-index on upgrade"
+      - pattern: "suites/test_collation.py::test_locale_order[blocking]"   # a test id
+        items: [de_DE.UTF-8]     # optional: only these items the test reports (locales, checks)
+        reason: "glibc 2.41 changed German collation; REINDEX is planned for the roll-out"
         tracker: "https://tracker.example/OPS-1234"
-        expires: 2026-03-31      # YYYY-MM-DD; live while today <= expires
-    suites:                      # free-form per-suite settings, handed to suites untouched
+        expires: 2026-03-31      # YYYY-MM-DD, UTC; live while today (UTC) <= expires
+    suites:                      # per-suite settings; each suite validates its own section
       collation:
         locales: [en_US.UTF-8, de_DE.UTF-8]
+      nspawn:
+        absolute: true           # any suite: a check the promoted image fails too rejects
+
+Patterns: a pattern without ``*`` or ``?`` is an exact test id (brackets included) or an exact
+suite name; with ``*`` or ``?`` it is a glob in which ``[`` and ``]`` are literal characters. A
+waiver must name tests, not a whole suite: ``*``, a bare suite name or ``file.py::*`` is refused
+as too broad.
 
 Every key but ``default`` is optional. A malformed policy raises :class:`InputError` naming the
 file and the key, e.g. ``policy.yaml: key 'waivers[0].expires': expected a date YYYY-MM-DD,
@@ -27,9 +35,10 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Mapping
+import re
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from importlib import resources
@@ -45,7 +54,22 @@ log = logging.getLogger(__name__)
 DEFAULT_POLICY_NAME = "policy/default.yaml"
 _TOP_KEYS = {"default", "rules", "waivers", "suites"}
 _RULE_KEYS = {"pattern", "mode", "note"}
-_WAIVER_KEYS = {"pattern", "reason", "tracker", "expires"}
+_WAIVER_KEYS = {"pattern", "items", "reason", "tracker", "expires"}
+ABSOLUTE_KEY = "absolute"  # suites.<name>.absolute: failures shared with the baseline count
+
+
+def today_utc() -> date:
+    """Today's date in UTC: waiver expiry is judged in UTC, wherever the gate runs."""
+    return datetime.now(UTC).date()
+
+
+def pattern_matches(pattern: str, name: str) -> bool:
+    """Whether ``pattern`` names ``name``: exactly when it has no ``*`` or ``?``, otherwise as a
+    glob in which ``[`` and ``]`` are plain characters (test ids carry brackets)."""
+    if "*" not in pattern and "?" not in pattern:
+        return pattern == name
+    literal = re.sub(r"[\[\]]", lambda m: f"[{m.group(0)}]", pattern)
+    return fnmatchcase(name, literal)
 
 
 class Mode(StrEnum):
@@ -65,7 +89,7 @@ class Rule:
 
     def matches(self, nodeid: str, suite: str) -> bool:
         """True when the pattern matches the nodeid or the suite name."""
-        return fnmatchcase(nodeid, self.pattern) or fnmatchcase(suite, self.pattern)
+        return pattern_matches(self.pattern, nodeid) or pattern_matches(self.pattern, suite)
 
 
 @dataclass(frozen=True)
@@ -76,10 +100,22 @@ class Waiver:
     reason: str
     tracker: str
     expires: date
+    items: tuple[str, ...] = ()  # empty: the whole test; else only these items of it
 
     def matches(self, nodeid: str) -> bool:
         """True when the pattern matches the nodeid."""
-        return fnmatchcase(nodeid, self.pattern)
+        return pattern_matches(self.pattern, nodeid)
+
+    def covers(self, nodeid: str, failing_items: Iterable[str]) -> bool:
+        """Whether this waiver covers a failure of ``nodeid`` whose failing items are
+        ``failing_items``: a whole-test waiver covers any failure; an item waiver covers the
+        failure only when it names every failing item (and there is at least one)."""
+        if not self.matches(nodeid):
+            return False
+        if not self.items:
+            return True
+        failing = set(failing_items)
+        return bool(failing) and failing <= set(self.items)
 
     def is_live(self, today: date) -> bool:
         """A waiver is live up to and including its expiry date."""
@@ -108,20 +144,37 @@ class Policy:
         return self.mode_for(nodeid, suite) is Mode.BLOCKING
 
     def live_waiver(self, nodeid: str, today: date) -> Waiver | None:
-        """The first live waiver covering ``nodeid``, if any."""
+        """The first live whole-test waiver covering ``nodeid``, if any."""
         for waiver in self.waivers:
-            if waiver.is_live(today) and waiver.matches(nodeid):
+            if waiver.is_live(today) and not waiver.items and waiver.matches(nodeid):
                 return waiver
         return None
+
+    def live_item_waivers(self, nodeid: str, today: date) -> dict[str, Waiver]:
+        """Item id → the first live waiver naming that item of ``nodeid``."""
+        found: dict[str, Waiver] = {}
+        for waiver in self.waivers:
+            if waiver.is_live(today) and waiver.items and waiver.matches(nodeid):
+                for item in waiver.items:
+                    found.setdefault(item, waiver)
+        return found
+
+    def is_absolute(self, suite: str) -> bool:
+        """Whether ``suites.<suite>.absolute`` makes failures the baseline shares count."""
+        value = self.suites.get(suite, {})
+        return isinstance(value, Mapping) and value.get(ABSOLUTE_KEY) is True
 
     def expired_waivers(self, today: date) -> list[Waiver]:
         """Waivers past their expiry date: they cover nothing any more."""
         return [w for w in self.waivers if not w.is_live(today)]
 
     def suite_config(self, name: str) -> dict[str, Any]:
-        """The ``suites.<name>`` mapping from the policy (a copy), ``{}`` when absent."""
+        """The ``suites.<name>`` mapping from the policy (a copy, without the generic
+        ``absolute`` key), ``{}`` when absent."""
         value = self.suites.get(name, {})
-        return copy.deepcopy(dict(value)) if isinstance(value, Mapping) else {}
+        config = copy.deepcopy(dict(value)) if isinstance(value, Mapping) else {}
+        config.pop(ABSOLUTE_KEY, None)
+        return config
 
 
 def load_policy(path: Path | None = None) -> Policy:
@@ -138,10 +191,21 @@ def load_policy(path: Path | None = None) -> Policy:
     return parse_policy(text, source=str(path))
 
 
+class _PlainDatesLoader(yaml.SafeLoader):
+    """YAML's safe loader with dates left as strings: ``expires: 2026-02-30`` must give the
+    policy's own one-line error, not the date constructor's exception."""
+
+
+_PlainDatesLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def parse_policy(text: str, source: str = "<policy>") -> Policy:
     """Parse policy YAML text; ``source`` names it in error messages."""
     try:
-        doc = yaml.safe_load(text)
+        doc = yaml.load(text, Loader=_PlainDatesLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
@@ -189,13 +253,28 @@ def _waivers(source: str, value: Any) -> list[Waiver]:
         if not tracker.startswith(("http://", "https://")):
             raise InputError(f"{source}: key '{key}.tracker': expected an http(s) URL, "
                              f"got {tracker!r}")
+        pattern = _string(source, f"{key}.pattern", entry.get("pattern"))
+        _not_too_broad(source, f"{key}.pattern", pattern)
+        items = _list(source, f"{key}.items", entry.get("items"))
+        if not all(isinstance(i, str) and i.strip() for i in items):
+            raise InputError(f"{source}: key '{key}.items': expected a list of item names "
+                             f"(locales, checks), got {items!r}")
         waivers.append(Waiver(
-            pattern=_string(source, f"{key}.pattern", entry.get("pattern")),
+            pattern=pattern,
             reason=_string(source, f"{key}.reason", entry.get("reason")),
             tracker=tracker,
             expires=_date(source, f"{key}.expires", entry.get("expires")),
+            items=tuple(i.strip() for i in items),
         ))
     return waivers
+
+
+def _not_too_broad(source: str, key: str, pattern: str) -> None:
+    """A waiver names tests: ``*``, a bare suite name or ``file.py::*`` would waive anything."""
+    test_part = pattern.rsplit("::", 1)[1] if "::" in pattern else ""
+    if not test_part.strip("*?[]"):
+        raise InputError(f"{source}: key '{key}': {pattern!r} is too broad: a waiver names "
+                         f"test ids (like 'suites/test_x.py::test_y[z]'), not a whole suite")
 
 
 def _suites(source: str, value: Any) -> dict[str, Any]:
@@ -204,6 +283,10 @@ def _suites(source: str, value: Any) -> dict[str, Any]:
         if not isinstance(config, dict):
             raise InputError(f"{source}: key 'suites.{name}': expected a mapping, "
                              f"got {_kind(config)}")
+        absolute = config.get(ABSOLUTE_KEY, False)
+        if not isinstance(absolute, bool):
+            raise InputError(f"{source}: key 'suites.{name}.{ABSOLUTE_KEY}': expected true or "
+                             f"false, got {absolute!r}")
     return suites
 
 
@@ -222,8 +305,9 @@ def _date(source: str, key: str, value: Any) -> date:
     if isinstance(value, str) and len(value) == 10:
         try:
             return date.fromisoformat(value)
-        except ValueError:
-            pass
+        except ValueError as exc:
+            raise InputError(f"{source}: key '{key}': {value!r} is not a calendar date "
+                             f"({exc})") from None
     raise InputError(f"{source}: key '{key}': expected a date YYYY-MM-DD, got {value!r}")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import math
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from functools import cache
@@ -23,6 +24,7 @@ from typing import Any
 
 import jsonschema
 
+from distrogate.differential import DeltaStatus, Item
 from distrogate.errors import InputError
 from distrogate.fsutil import atomic_write_json
 
@@ -34,12 +36,27 @@ _MAX_PROBLEM = 200
 
 
 class Outcome(StrEnum):
-    """What pytest said about one test (before any waiver)."""
+    """What happened to one test (before any waiver), by cause: *failed* is a statement about
+    the image, *error* a problem of the lab or the harness."""
 
     PASSED = "passed"
     FAILED = "failed"
     ERROR = "error"
     SKIPPED = "skipped"
+
+    @property
+    def severity(self) -> int:
+        """The one severity order: failed > error > skipped > passed. Where a test has several
+        outcomes (its phases, several records), the most severe one stands."""
+        return _SEVERITY[self]
+
+
+_SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.ERROR: 2, Outcome.FAILED: 3}
+
+
+def worst(outcomes: Iterable[Outcome | str]) -> Outcome:
+    """The most severe of ``outcomes`` (passed when there are none)."""
+    return max((Outcome(o) for o in outcomes), key=lambda o: o.severity, default=Outcome.PASSED)
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,10 @@ class TestRecord:
     artifacts: list[Artifact] = field(default_factory=list)
     markers: list[str] = field(default_factory=list)
     started: str = ""
+    delta: str = ""  # a DeltaStatus value when the test compared the images itself
+    items: list[Item] = field(default_factory=list)
+    role: str = ""  # candidate | baseline for a test parametrized over the images
+    pair: str = ""  # that test's id with the role left out
 
 
 @dataclass(frozen=True)
@@ -120,6 +141,21 @@ def headline(message: str, limit: int = 300) -> str:
     return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
+def suite_of(nodeid: str) -> str:
+    """The suite a test belongs to: ``suites/test_smoke.py::x`` → ``smoke``;
+    ``suites/collation/test_y.py::x`` → ``collation``; a test file elsewhere (a suite of your
+    own, ``../my/test_kafka.py::x``) → ``kafka``; anything else → ``harness``."""
+    path = nodeid.split("::", 1)[0]
+    parts = Path(path).parts
+    if len(parts) >= 2 and parts[0] == "suites":
+        if len(parts) > 2:
+            return parts[1]
+        return Path(parts[1]).stem.removeprefix("test_")
+    if parts and parts[0] != "tests" and path.endswith(".py"):
+        return Path(path).stem.removeprefix("test_")
+    return "harness"
+
+
 def relative_artifact_path(path: Path, run_dir: Path) -> str:
     """``path`` relative to ``run_dir`` when it lies inside it, else the path as given."""
     try:
@@ -140,6 +176,7 @@ def results_to_dict(run: RunInfo, records: list[TestRecord]) -> dict[str, Any]:
 def _record_to_dict(record: TestRecord) -> dict[str, Any]:
     doc = asdict(record)
     doc["outcome"] = str(Outcome(record.outcome))
+    doc["items"] = [Item.to_dict(i) for i in record.items]
     return doc
 
 
@@ -181,12 +218,60 @@ def load_results(path: Path) -> Results:
 def results_from_dict(doc: dict[str, Any]) -> Results:
     """Build :class:`Results` from an already validated document."""
     run = RunInfo(**doc["run"])
-    records = [_record_from_dict(r) for r in doc["records"]]
+    records = [record_from_dict(r) for r in doc["records"]]
     return Results(run=run, records=records, schema_version=doc["schema_version"])
 
 
-def _record_from_dict(doc: dict[str, Any]) -> TestRecord:
-    fields = dict(doc)
+NO_RESULT = "no result: the test was planned but never reported"
+DIED_RUNNING = ("no result: the process running this test died while it ran (a crashed or "
+                "killed worker)")
+
+
+def missing_records(planned: Iterable[str], records: Iterable[TestRecord],
+                    started: Iterable[str] = ()) -> list[TestRecord]:
+    """An *error* record for each planned test that has no record: a test that started and
+    never reported died with its process; the others never ran."""
+    seen = {r.nodeid for r in records}
+    began = set(started)
+    return [TestRecord(nodeid=n, outcome=Outcome.ERROR, suite=suite_of(n), duration=0.0,
+                       message=DIED_RUNNING if n in began else
+                       NO_RESULT + " (the run stopped before it)")
+            for n in dict.fromkeys(planned) if n not in seen]
+
+
+def journal_starts(path: Path) -> list[str]:
+    """The test ids a run journal says started."""
+    return [e["nodeid"] for e in read_journal(path) if e.get("event") == "start"]
+
+
+def journal_records(path: Path) -> list[TestRecord]:
+    """The last record of each test in a run journal (what finished before a crash)."""
+    docs: dict[str, dict[str, Any]] = {}
+    for entry in read_journal(path):
+        if entry.get("event") == "record":
+            docs[entry["doc"]["nodeid"]] = entry["doc"]
+    return [record_from_dict(d) for d in docs.values()]
+
+
+def read_journal(path: Path) -> list[dict[str, Any]]:
+    """The entries of a journal.jsonl; a torn last line (the writer died) is skipped."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return []
+    entries = []
+    for line in lines:
+        try:
+            entries.append(json.loads(line))
+        except json.JSONDecodeError:
+            log.warning("%s: skipping a torn line", path)
+    return entries
+
+
+def record_from_dict(doc: dict[str, Any]) -> TestRecord:
+    """A :class:`TestRecord` from its JSON form (keys the record does not know are ignored)."""
+    known = set(TestRecord.__dataclass_fields__)
+    fields = {k: v for k, v in doc.items() if k in known}
     fields["outcome"] = Outcome(doc["outcome"])
     fields["duration"] = float(doc["duration"])
     fields["measurements"] = {
@@ -195,6 +280,8 @@ def _record_from_dict(doc: dict[str, Any]) -> TestRecord:
     }
     fields["findings"] = [Finding(**f) for f in doc.get("findings", [])]
     fields["artifacts"] = [Artifact(**a) for a in doc.get("artifacts", [])]
+    fields["items"] = [Item(i["id"], DeltaStatus(i["status"]), i.get("title", ""))
+                       for i in doc.get("items", [])]
     return TestRecord(**fields)
 
 

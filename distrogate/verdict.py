@@ -1,15 +1,28 @@
 """The verdict: promote, reject or inconclusive, with reasons, from results and a policy.
 
-Effective outcome of each test, after waivers: ``passed``, ``failed``, ``error``, ``skipped``,
-or ``waived`` (failed, but a live waiver covers it). A nodeid that appears in several records
-takes its worst outcome (failed > error > skipped > passed).
+Every planned test is accounted for: a planned test with no record is *error* ("no result").
+A test's outcome is the most severe of its records (see :class:`~distrogate.results.Outcome`).
 
-The decision, worst first:
+The candidate is judged against the baseline:
+
+* a test parametrized over the images (``X[candidate]`` and ``X[baseline]``) is judged as a
+  pair: the candidate failing where the baseline passes is a regression (*failed*); both
+  failing is *also-fails-on-baseline*, not a regression; the candidate failing while the
+  baseline's side errored or did not run cannot be judged (*error*). The baseline's side never
+  blocks on its own;
+* a test that compared the images itself says so with its ``delta`` and its ``items``: a
+  failure whose regressions are all waived item by item is *waived*; a failure with no
+  regression but failures the baseline shares is *also-fails-on-baseline*;
+* ``suites.<name>.absolute: true`` in the policy makes failures the baseline shares count.
+
+Effective outcomes after waivers: ``passed``, ``failed``, ``error``, ``skipped``, ``waived``,
+``also-fails-on-baseline``. The decision, worst first:
 
 * **reject** — a blocking test failed and no live waiver covers it;
-* **inconclusive** — nothing blocking failed, but a blocking test errored or was skipped, or no
-  blocking test ran at all (nothing was checked);
-* **promote** — at least one blocking test ran and every blocking test passed (or was waived).
+* **inconclusive** — nothing blocking failed, but a blocking test errored (no result included)
+  or was skipped, or no blocking test ran at all (nothing was checked);
+* **promote** — at least one blocking test ran and every blocking test passed, was waived, or
+  fails on the promoted image too.
 
 Advisory tests never change the decision; their problems are listed in ``advisories``.
 
@@ -25,20 +38,21 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+from distrogate.differential import DeltaStatus
 from distrogate.fsutil import atomic_write_json
 from distrogate.policy import Mode, Policy, Waiver
-from distrogate.results import Outcome, Results, TestRecord, headline
+from distrogate.results import Outcome, Results, TestRecord, headline, missing_records, worst
 
 log = logging.getLogger(__name__)
 
 _GROUP_NAMES = 6
-_SEVERITY = {Outcome.PASSED: 0, Outcome.SKIPPED: 1, Outcome.ERROR: 2, Outcome.FAILED: 3}
+_ITEMS_NAMED = 60
 
 
 class Decision(StrEnum):
@@ -61,6 +75,7 @@ class Effective(StrEnum):
     ERROR = "error"
     SKIPPED = "skipped"
     WAIVED = "waived"
+    ALSO_FAILS = "also-fails-on-baseline"
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,16 @@ class TestVerdict:
     message: str = ""
     findings: tuple[str, ...] = ()
     waiver: str | None = None
+    role: str = ""  # baseline: the reference side of a pair, never judged on its own
+    delta: str = ""  # the DeltaStatus the verdict read
+    regressions: tuple[str, ...] = ()  # failing items not waived: "id: title"
+    waived_items: tuple[str, ...] = ()
+    baseline_outcome: str = ""  # for a pair: what the baseline's side did
+
+    @property
+    def judged(self) -> bool:
+        """Whether this test can change the verdict (the baseline's side of a pair cannot)."""
+        return self.role != "baseline"
 
 
 @dataclass(frozen=True)
@@ -88,11 +113,14 @@ class WaiverUse:
     tracker: str
     expires: str
     tests: tuple[str, ...] = ()
+    items: tuple[str, ...] = ()
+    why: str = ""  # for an unused waiver: why it covered nothing
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data."""
         return {"pattern": self.pattern, "reason": self.reason, "tracker": self.tracker,
-                "expires": self.expires, "tests": list(self.tests)}
+                "expires": self.expires, "tests": list(self.tests), "items": list(self.items),
+                "why": self.why}
 
 
 @dataclass(frozen=True)
@@ -102,6 +130,7 @@ class Verdict:
     decision: Decision
     reasons: list[str]
     advisories: list[str] = field(default_factory=list)
+    baseline_failures: list[str] = field(default_factory=list)
     tests: list[TestVerdict] = field(default_factory=list)
     waivers_applied: list[WaiverUse] = field(default_factory=list)
     expired_waivers_ignored: list[WaiverUse] = field(default_factory=list)
@@ -124,6 +153,7 @@ class Verdict:
             "exit_code": self.exit_code,
             "reasons": list(self.reasons),
             "advisories": list(self.advisories),
+            "also_fails_on_baseline": list(self.baseline_failures),
             "counts": dict(self.counts),
             "blocking_counts": dict(self.blocking_counts),
             "waivers_applied": [w.to_dict() for w in self.waivers_applied],
@@ -132,7 +162,9 @@ class Verdict:
             "tests": [
                 {"nodeid": t.nodeid, "suite": t.suite, "mode": str(t.mode),
                  "outcome": str(t.outcome), "effective": str(t.effective),
-                 "message": t.message, "findings": list(t.findings), "waiver": t.waiver}
+                 "message": t.message, "findings": list(t.findings), "waiver": t.waiver,
+                 "role": t.role, "delta": t.delta, "regressions": list(t.regressions),
+                 "waived_items": list(t.waived_items), "baseline_outcome": t.baseline_outcome}
                 for t in self.tests
             ],
             "run_id": self.run_id,
@@ -141,24 +173,34 @@ class Verdict:
         }
 
 
-def decide(results: Results, policy: Policy, today: date) -> Verdict:
-    """Judge a run under a policy on a given day. Pure: no I/O, no clock."""
-    tests = [_judge(nodeid, recs, policy, today) for nodeid, recs in _by_nodeid(results.records)]
-    blocking = [t for t in tests if t.mode is Mode.BLOCKING]
+def decide(results: Results, policy: Policy, today: date,
+           planned: Iterable[str] = ()) -> Verdict:
+    """Judge a run under a policy on a given day (UTC). Pure: no I/O, no clock.
+
+    ``planned`` are the test ids the run meant to run; one without a record is *error*."""
+    records = list(results.records) + missing_records(planned, results.records)
+    grouped = _by_nodeid(records)
+    baselines = {recs[0].pair: worst(r.outcome for r in recs)
+                 for _, recs in grouped if recs[0].role == "baseline" and recs[0].pair}
+    tests = [_judge(nodeid, recs, policy, today, baselines) for nodeid, recs in grouped]
+    judged = [t for t in tests if t.judged]
+    blocking = [t for t in judged if t.mode is Mode.BLOCKING]
     decision = _decision(blocking)
     reasons = _reasons(decision, blocking)
-    advisories = [_sentence(t) for t in tests
+    advisories = [_sentence(t) for t in judged
                   if t.mode is Mode.ADVISORY and t.effective is not Effective.PASSED]
+    shared = [_sentence(t) for t in judged if t.effective is Effective.ALSO_FAILS]
     applied, unused = _waiver_uses(policy, tests, today)
     verdict = Verdict(
         decision=decision,
         reasons=reasons,
         advisories=advisories,
+        baseline_failures=shared,
         tests=tests,
         waivers_applied=applied,
         expired_waivers_ignored=_expired_uses(policy, tests, today),
         unused_waivers=unused,
-        counts=_count(tests),
+        counts=_count(judged),
         blocking_counts=_count(blocking),
         run_id=results.run.run_id,
         today=today.isoformat(),
@@ -180,22 +222,61 @@ def _by_nodeid(records: Iterable[TestRecord]) -> list[tuple[str, list[TestRecord
     return list(grouped.items())
 
 
-def _judge(nodeid: str, records: list[TestRecord], policy: Policy, today: date) -> TestVerdict:
-    worst = max(records, key=lambda r: _SEVERITY[Outcome(r.outcome)])
-    outcome = Outcome(worst.outcome)
-    mode = policy.mode_for(nodeid, worst.suite)
-    waiver = policy.live_waiver(nodeid, today) if outcome is Outcome.FAILED else None
-    effective = Effective.WAIVED if waiver is not None else Effective(outcome.value)
-    return TestVerdict(
-        nodeid=nodeid,
-        suite=worst.suite,
-        mode=mode,
-        outcome=outcome,
-        effective=effective,
-        message=worst.message,
+def _judge(nodeid: str, records: list[TestRecord], policy: Policy, today: date,
+           baselines: dict[str, Outcome]) -> TestVerdict:
+    outcome = worst(r.outcome for r in records)
+    first = records[0]
+    suite = first.suite
+    absolute = policy.is_absolute(suite)
+    message = "\n".join(dict.fromkeys(r.message for r in records if r.message))
+    base = TestVerdict(
+        nodeid=nodeid, suite=suite, mode=policy.mode_for(nodeid, suite), outcome=outcome,
+        effective=Effective(outcome.value), message=message,
         findings=tuple(f.title for r in records for f in r.findings),
-        waiver=waiver.pattern if waiver is not None else None,
+        role=first.role, delta=next((r.delta for r in records if r.delta), ""),
     )
+    if first.role == "candidate" and first.pair:
+        base = _against_baseline(base, baselines.get(first.pair), absolute)
+    if base.effective is not Effective.FAILED:
+        return base
+    items = {i.id: i for r in records for i in r.items}
+    failing = [i for i in items.values() if i.status is DeltaStatus.REGRESSION
+               or (absolute and i.status is DeltaStatus.ALSO_FAILS_ON_BASELINE)]
+    shared = [i for i in items.values() if i.status is DeltaStatus.ALSO_FAILS_ON_BASELINE]
+    if not absolute and ((items and not failing and shared) or (
+            not items and base.delta == DeltaStatus.ALSO_FAILS_ON_BASELINE)):
+        return replace(base, effective=Effective.ALSO_FAILS)
+    waiver = policy.live_waiver(nodeid, today)
+    if waiver is not None:
+        return replace(base, effective=Effective.WAIVED, waiver=waiver.pattern)
+    by_item = policy.live_item_waivers(nodeid, today)
+    waived = [i for i in failing if i.id in by_item]
+    left = [i for i in failing if i.id not in by_item]
+    named = tuple(f"{i.id}: {i.title}" if i.title else i.id for i in left)
+    if failing and not left:
+        patterns = sorted({by_item[i.id].pattern for i in waived})
+        return replace(base, effective=Effective.WAIVED, waiver=", ".join(patterns),
+                       waived_items=tuple(i.id for i in waived))
+    return replace(base, regressions=named, waived_items=tuple(i.id for i in waived))
+
+
+def _against_baseline(test: TestVerdict, baseline: Outcome | None, absolute: bool
+                      ) -> TestVerdict:
+    """The candidate's side of a pair, judged against the baseline's side."""
+    shown = str(baseline) if baseline is not None else "no result"
+    test = replace(test, baseline_outcome=shown)
+    if test.outcome is not Outcome.FAILED:
+        if test.outcome is Outcome.PASSED and baseline is Outcome.FAILED:
+            return replace(test, delta=str(DeltaStatus.FIXED))
+        return test
+    if baseline is Outcome.PASSED:
+        return replace(test, delta=str(DeltaStatus.REGRESSION))
+    if baseline is Outcome.FAILED:
+        return replace(test, delta=str(DeltaStatus.ALSO_FAILS_ON_BASELINE),
+                       effective=Effective.FAILED if absolute else Effective.ALSO_FAILS)
+    return replace(test, effective=Effective.ERROR, message=(
+        f"cannot judge the candidate's failure: the baseline's side {shown}; "
+        f"candidate: {test.message}"))
 
 
 def _decision(blocking: list[TestVerdict]) -> Decision:
@@ -212,14 +293,17 @@ def _reasons(decision: Decision, blocking: list[TestVerdict]) -> list[str]:
     for kind in (Effective.ERROR, Effective.SKIPPED):
         reasons += _grouped(kind, [t for t in blocking if t.effective is kind])
     reasons += [_sentence(t) for t in blocking if t.effective is Effective.WAIVED]
+    reasons += [_sentence(t) for t in blocking if t.effective is Effective.ALSO_FAILS]
     if not blocking:
         reasons.append("no blocking test ran: nothing was checked")
     elif decision is Decision.PROMOTE:
         passed = sum(t.effective is Effective.PASSED for t in blocking)
-        reasons.insert(0, f"all {len(blocking)} blocking tests passed"
-                       if passed == len(blocking)
-                       else f"{passed} of {len(blocking)} blocking tests passed, "
-                            f"the rest failed under live waivers")
+        if passed == len(blocking):
+            reasons.insert(0, f"all {len(blocking)} blocking tests passed")
+        else:
+            reasons.insert(0, f"{passed} of {len(blocking)} blocking tests passed; the others "
+                              f"failed under live waivers or fail on the promoted image too "
+                              f"(not regressions)")
     return reasons
 
 
@@ -248,13 +332,21 @@ def _sentence(test: TestVerdict) -> str:
         Effective.ERROR: "errored",
         Effective.SKIPPED: "was skipped",
         Effective.WAIVED: f"failed but is waived (waiver {test.waiver!r})",
+        Effective.ALSO_FAILS: "fails, but also fails on the promoted image (not a regression)",
         Effective.PASSED: "passed",
     }[test.effective]
     text = f"{test.mode} test {test.nodeid} {verb}"
     message = headline(test.message)
     if message:
         text += f": {message}"
-    if test.findings:
+    if test.regressions:
+        shown = test.regressions[:_ITEMS_NAMED]
+        more = len(test.regressions) - len(shown)
+        text += (f"; {len(test.regressions)} regression(s) not waived: " + "; ".join(shown)
+                 + (f"; and {more} more" if more > 0 else ""))
+        if test.waived_items:
+            text += f" ({len(test.waived_items)} waived: {', '.join(test.waived_items)})"
+    elif test.findings:
         text += "; findings: " + "; ".join(test.findings)
     return text
 
@@ -267,9 +359,22 @@ def _waiver_uses(
     for waiver in policy.waivers:
         if not waiver.is_live(today):
             continue
-        covered = tuple(t.nodeid for t in tests if t.effective is Effective.WAIVED
-                        and policy.live_waiver(t.nodeid, today) is waiver)
-        (applied if covered else unused).append(_use(waiver, covered))
+        matched = [t for t in tests if waiver.matches(t.nodeid)]
+        if waiver.items:
+            covered = tuple(t.nodeid for t in matched
+                            if set(waiver.items) & set(t.waived_items))
+            items = tuple(i for i in waiver.items
+                          if any(i in t.waived_items for t in matched))
+        else:
+            covered = tuple(t.nodeid for t in matched if t.waiver == waiver.pattern)
+            items = ()
+        if covered:
+            applied.append(_use(waiver, covered, items))
+            continue
+        why = ("matches no test of this run" if not matched
+               else "the tests it names did not fail" if not waiver.items
+               else "the items it names did not regress")
+        unused.append(_use(waiver, tuple(t.nodeid for t in matched), (), why))
     return applied, unused
 
 
@@ -279,9 +384,11 @@ def _expired_uses(policy: Policy, tests: list[TestVerdict], today: date) -> list
             for w in policy.expired_waivers(today)]
 
 
-def _use(waiver: Waiver, tests: tuple[str, ...]) -> WaiverUse:
+def _use(waiver: Waiver, tests: tuple[str, ...], items: tuple[str, ...] = (),
+         why: str = "") -> WaiverUse:
     return WaiverUse(pattern=waiver.pattern, reason=waiver.reason, tracker=waiver.tracker,
-                     expires=waiver.expires.isoformat(), tests=tests)
+                     expires=waiver.expires.isoformat(), tests=tests, items=items or waiver.items,
+                     why=why)
 
 
 def _count(tests: list[TestVerdict]) -> dict[str, int]:

@@ -14,7 +14,8 @@ from distrogate.images.build import build_image
 from distrogate.images.spec import load_spec
 from distrogate.lab.run import LabRun
 from distrogate.nspawn.checks import CHECK_NAMES, Bounds
-from distrogate.nspawn.compare import Status, compare
+from distrogate.differential import DeltaStatus
+from distrogate.nspawn.compare import compare
 from distrogate.nspawn.suite import ImageRun, run_on_image
 from distrogate.nspawn.tree import ContainerArtifact, ContainerSpec, build_container
 from fixtures.recording import Recorder
@@ -61,7 +62,7 @@ def test_masked_machined_fails_machinectl_start(lab_run: LabRun, tree: Container
     items = {c.check: c for c in compare(faulty.results, promoted_run.results)}
     start = items["start"]
     record.finding("fault detected: machined masked", start.describe())
-    assert start.status is Status.REGRESSION, start.describe()
+    assert start.status is DeltaStatus.REGRESSION, start.describe()
     assert start.candidate.operation == f"machinectl start {tree.machine}"
     text = start.describe()
     assert "machinectl start" in text and "regression" in text
@@ -85,11 +86,11 @@ def test_denied_shell_fails_machinectl_shell_only(lab_run: LabRun, tree: Contain
     for name in SHELL_CHECKS:
         item = items[name]
         record.finding(f"fault detected: {name}", item.describe())
-        assert item.status is Status.REGRESSION, item.describe()
+        assert item.status is DeltaStatus.REGRESSION, item.describe()
         assert item.candidate.operation.startswith("machinectl shell"), item.candidate.operation
         assert "regression: the baseline passes" in item.describe()
     denied = items["shell_output"].candidate
     said = (denied.got.stderr + denied.got.stdout).lower()
     assert "denied" in said or "rejected" in said, denied.got  # the bus refused the call
     for name in ("start", "systemd_run", "poweroff"):
-        assert items[name].status is Status.PASSED, items[name].describe()
+        assert items[name].status is DeltaStatus.UNCHANGED, items[name].describe()

@@ -13,7 +13,8 @@ import pytest
 from distrogate import proc
 from distrogate.errors import InputError
 from distrogate.nspawn.checks import Bounds, CheckResult, Got, readonly_probe, tty_output_matches
-from distrogate.nspawn.compare import Status, classify, compare
+from distrogate.differential import DeltaStatus
+from distrogate.nspawn.compare import classify, compare
 from distrogate.nspawn.install import install_script, nspawn_settings
 from distrogate.nspawn.suite import SuiteConfig
 from distrogate.nspawn.tree import ContainerSpec, Volume, ext4_size, make_ext4
@@ -151,13 +152,35 @@ def _result(check: str, ok: bool) -> CheckResult:
 
 
 @pytest.mark.parametrize("cand, base, status", [
-    (True, True, Status.PASSED),
-    (False, True, Status.REGRESSION),
-    (False, False, Status.FAILS_ON_BOTH),
-    (True, False, Status.FIXED),
+    (True, True, DeltaStatus.UNCHANGED),
+    (False, True, DeltaStatus.REGRESSION),
+    (False, False, DeltaStatus.ALSO_FAILS_ON_BASELINE),
+    (True, False, DeltaStatus.FIXED),
 ])
-def test_classify(cand: bool, base: bool, status: Status) -> None:
+def test_classify(cand: bool, base: bool, status: DeltaStatus) -> None:
     assert classify(_result("shell", cand), _result("shell", base)) is status
+
+
+def _timed_out(check: str) -> CheckResult:
+    return CheckResult(check, f"machinectl {check} box", False, "active within 120s",
+                       Got(0, "activating", ""), 120.0, "not reached within 120s")
+
+
+def _took(check: str, seconds: float) -> CheckResult:
+    return CheckResult(check, f"machinectl {check} box", True, "active", Got(0, "active"),
+                       seconds)
+
+
+def test_a_bound_is_judged_against_the_baselines_time_on_the_same_lab() -> None:
+    # the baseline took 10 s of a 120 s bound: the candidate running out is a regression
+    assert classify(_timed_out("service"), _took("service", 10), 120) is DeltaStatus.REGRESSION
+    # the baseline itself needed 100 s of 120 s: the lab is too slow to tell (None: an error)
+    assert classify(_timed_out("service"), _took("service", 100), 120) is None
+    # both ran out: an existing failure, not a regression
+    assert classify(_timed_out("service"), _timed_out("service"), 120) \
+        is DeltaStatus.ALSO_FAILS_ON_BASELINE
+    # a definite failure (not a timeout) is judged as pass/fail
+    assert classify(_result("shell", False), _took("shell", 100), 120) is DeltaStatus.REGRESSION
 
 
 def test_compare_pairs_by_name_and_describes() -> None:
@@ -165,12 +188,14 @@ def test_compare_pairs_by_name_and_describes() -> None:
     base = [_result("poweroff", False), _result("shell", True)]
     items = compare(cand, base)
     assert [(i.check, i.status) for i in items] == [
-        ("start", Status.PASSED), ("shell", Status.REGRESSION),
-        ("poweroff", Status.FAILS_ON_BOTH)]
-    assert items[1].describe().startswith("machinectl shell box: expected exit 0; got exit 1")
+        ("start", DeltaStatus.UNCHANGED), ("shell", DeltaStatus.REGRESSION),
+        ("poweroff", DeltaStatus.ALSO_FAILS_ON_BASELINE)]
+    assert items[1].describe().startswith(
+        "candidate: machinectl shell box: expected exit 0; got exit 1")
+    assert "baseline: machinectl shell box: ok" in items[1].describe()
     assert "regression: the baseline passes" in items[1].describe()
     assert "not a regression" in items[2].describe()
-    assert classify(_result("x", False), None) is Status.NO_BASELINE
+    assert classify(_result("x", False), None) is None
     with pytest.raises(ValueError):
         compare(cand, [_result("shell", True), _result("shell", True)])
 

@@ -1,9 +1,13 @@
 """``Machine``: the verbs a suite uses on a VM, all over the guest agent, all bounded.
 
 Modelled on the NixOS test driver: ``execute`` runs and reports; ``succeed`` and ``fail``
-assert; ``wait_until_succeeds`` and ``wait_for_unit`` retry within a deadline. Assertions
-about the image raise :class:`GuestCommandFailed` (an AssertionError, so the test *fails*);
-a broken lab or agent raises :class:`GuestError` (the test *errors*).
+assert; ``wait_until_succeeds`` and ``wait_for_unit`` retry within a deadline. Definite
+statements about the image (a wrong exit code, a unit that failed or does not exist) raise
+:class:`GuestCommandFailed` (an image fault: the test *fails*). Running out of time raises
+:class:`GuestCommandTimeout` and a broken agent :class:`GuestError`: lab problems (the test
+*errors*), because a slow host makes every image slow. A suite that checks a time bound records
+the time on both images and judges the candidate against the baseline
+(:func:`distrogate.differential.bound_verdict`).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Protocol
 
-from distrogate.errors import GuestCommandFailed, GuestError, GuestTimeout
+from distrogate.errors import GuestCommandFailed, GuestCommandTimeout, GuestError, GuestTimeout
 from distrogate.guest.agent import Agent, ExecResult, guest_exec
 from distrogate.retry import retry_until
 
@@ -76,7 +80,7 @@ class Machine:
         Returns the exact exit code and output bytes; never raises for a non-zero exit.
         Output comes back in the agent's reply (up to about 3 MiB); with ``spool`` it goes
         to files in the guest that are read back in chunks (any size, a few calls more).
-        Raises :class:`GuestCommandFailed` if it does not finish within ``timeout`` (the
+        Raises :class:`GuestCommandTimeout` if it does not finish within ``timeout`` (the
         process is killed), :class:`GuestError` if the agent does not answer.
         """
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
@@ -88,7 +92,7 @@ class Machine:
                             name=self.name)
         elapsed = time.monotonic() - started
         if result is None:
-            raise GuestCommandFailed(
+            raise GuestCommandTimeout(
                 f"{self.name}: `{_show(command)}` did not finish within {timeout:g}s (killed)")
         log.debug("%s: `%s` -> %d (%.2fs)", self.name, _show(command), result.exit_code, elapsed)
         return result
@@ -130,7 +134,8 @@ class Machine:
                             interval: float = 1.0) -> str:
         """Run ``command`` repeatedly until it exits 0 (return its output) or time runs out.
 
-        Running out of time is an assertion failure: the state never came about.
+        Running out of time raises :class:`GuestCommandTimeout` with the last exit code and
+        error output: a lab problem unless the caller compares the time with the baseline's.
         """
         deadline = time.monotonic() + timeout
         last: list[ExecResult] = []
@@ -147,13 +152,14 @@ class Machine:
         except GuestTimeout:
             detail = f"; last exit {last[0].exit_code}, stderr {_tail(last[0].stderr_text)!r}" \
                 if last else ""
-            raise GuestCommandFailed(
+            raise GuestCommandTimeout(
                 f"{self.name}: `{_show(command)}` never succeeded within {timeout:g}s{detail}"
             ) from None
 
     def wait_until_fails(self, command: Command, *, timeout: float = 120,
                          interval: float = 1.0) -> str:
-        """Run ``command`` repeatedly until it exits non-zero, within ``timeout``."""
+        """Run ``command`` repeatedly until it exits non-zero, within ``timeout`` (running out
+        of time raises :class:`GuestCommandTimeout`)."""
         def attempt() -> str | None:
             result = self.execute(command, timeout=timeout)
             return result.stdout_text + result.stderr_text if result.exit_code != 0 else None
@@ -162,11 +168,13 @@ class Machine:
             return retry_until(attempt, timeout=timeout, interval=interval,
                                what=f"{self.name}: `{_show(command)}`")
         except GuestTimeout:
-            raise GuestCommandFailed(
+            raise GuestCommandTimeout(
                 f"{self.name}: `{_show(command)}` kept succeeding for {timeout:g}s") from None
 
     def wait_for_unit(self, unit: str, *, timeout: float = 120) -> None:
-        """Wait until systemd ``unit`` is active; a unit that enters *failed* fails at once."""
+        """Wait until systemd ``unit`` is active. A unit that enters *failed*, or does not exist,
+        raises :class:`GuestCommandFailed` at once; one still not active when time runs out
+        raises :class:`GuestCommandTimeout`."""
         query = ["systemctl", "show", "--property=ActiveState,SubState,LoadState", "--", unit]
 
         def attempt() -> bool | None:
@@ -182,7 +190,7 @@ class Machine:
         try:
             retry_until(attempt, timeout=timeout, what=f"{self.name}: unit {unit} active")
         except GuestTimeout:
-            raise GuestCommandFailed(
+            raise GuestCommandTimeout(
                 f"{self.name}: unit {unit} not active within {timeout:g}s") from None
 
     def systemctl(self, args: str, *, timeout: float = 120) -> ExecResult:

@@ -18,7 +18,7 @@ from types import TracebackType
 import libvirt
 
 from distrogate import paths
-from distrogate.errors import GuestError, InputError, LabError
+from distrogate.errors import CandidateDoesNotBoot, GuestError, InputError, LabError
 from distrogate.fsutil import atomic_write_json
 from distrogate.guest.machine import Machine
 from distrogate.images.artifact import BootMode, ImageArtifact
@@ -118,8 +118,8 @@ class LabRun:
         as /dev/vdb, /dev/vdc, ... and as /dev/disk/by-id/virtio-<serial>.
         """
         if image.manifest.get("has_guest_agent") is False:
-            raise InputError(f"image {image.name}: it does not carry qemu-guest-agent, which "
-                             "distrogate needs to control the guest (add it to the spec)")
+            raise NoGuestAgent(f"image {image.name}: it does not carry qemu-guest-agent, which "
+                               "distrogate needs to control the guest (add it to the spec)")
         name = self._name(role)
         directory = self.lab.directory / "vms" / name
         directory.mkdir(parents=True)
@@ -283,6 +283,38 @@ class LabRun:
 class BootFailure(GuestError):
     """The guest did not come up (panic, no agent, stopped): a fact about the image when
     another image boots on the same lab."""
+
+
+class NoGuestAgent(InputError):
+    """The image does not carry qemu-guest-agent (known from its manifest, before booting)."""
+
+
+def boot_judged(lab_run: LabRun, image: ImageArtifact, *, control: ImageArtifact,
+                role: str = "candidate", control_booted: bool = False,
+                **options: object) -> Machine:
+    """Boot the candidate ``image``; if it does not come up, find out whose fault that is.
+
+    The ``control`` (the baseline) is booted on the same lab with the same options (unless
+    ``control_booted`` says it already came up in this run): if it boots, the candidate's
+    failure is a regression (:class:`CandidateDoesNotBoot`, the test *fails*); if it does not
+    either, the lab is at fault (:class:`LabError`, the test *errors*).
+    """
+    try:
+        return lab_run.boot(image, role=role, **options)  # type: ignore[arg-type]
+    except (BootFailure, NoGuestAgent) as exc:
+        failure = exc
+    log.warning("%s did not boot (%s); booting the baseline on the same lab to judge it",
+                image.name, failure)
+    if not control_booted:
+        try:
+            machine = lab_run.boot(control, role="control", **options)  # type: ignore[arg-type]
+        except (BootFailure, NoGuestAgent) as exc:
+            raise LabError(f"neither image boots on this lab: candidate: {failure}; "
+                           f"baseline: {exc}") from None
+        lab_run.destroy(machine)
+    raise CandidateDoesNotBoot(
+        f"the candidate image does not boot while the baseline does on the same lab: "
+        f"{failure}") from None
 
 
 def _keep_console(vm: VM) -> Path | None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from distrogate.errors import GuestCommandFailed
+from distrogate.errors import GuestCommandTimeout
 from distrogate.guest.machine import Machine
 from distrogate.nspawn.install import Installed, volume_dir
 
@@ -150,7 +150,7 @@ def run(machine: Machine, command: str | list[str], *, timeout: float = COMMAND_
     """Run ``command`` in the guest; a command that overruns ``timeout`` is ``exit_code=None``."""
     try:
         result = machine.execute(command, timeout=timeout, stdin=stdin)
-    except GuestCommandFailed as exc:  # the timeout: the command was killed
+    except GuestCommandTimeout as exc:  # the command was killed
         return Got(None, "", str(exc))
     return Got(result.exit_code, result.stdout_text, result.stderr_text)
 

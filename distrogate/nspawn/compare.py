@@ -1,35 +1,27 @@
-"""Compare the checks of the candidate with those of the baseline.
+"""Compare the checks of the candidate with those of the baseline (the differential model).
 
 A check failing on the candidate and passing on the baseline is a regression; failing on both
-is still a failure of the candidate, but an existing one (not a regression); passing on the
-candidate only is a fix.
+is an existing failure the baseline shares (not a regression); passing on the candidate only is
+a fix. A check the candidate failed by running out of its time bound is judged against the
+baseline's time on the same lab: a regression when the baseline finished well inside the bound,
+a lab problem (``status`` None) when the baseline itself came close to it.
 """
 
 from __future__ import annotations
 
-import enum
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from distrogate.differential import DeltaStatus, bound_verdict, judge
 from distrogate.nspawn.checks import CheckResult
-
-
-class Status(enum.StrEnum):
-    """The differential status of one check."""
-
-    PASSED = "passed"  # ok on both
-    REGRESSION = "regression"  # fails on the candidate, ok on the baseline
-    FAILS_ON_BOTH = "fails-on-both"  # a failure of the candidate that the baseline shares
-    FIXED = "fixed"  # ok on the candidate, fails on the baseline
-    NO_BASELINE = "no-baseline"  # the baseline did not run this check
 
 
 @dataclass(frozen=True)
 class Comparison:
-    """One check on both images."""
+    """One check on both images; ``status`` None: the lab was too slow to judge it."""
 
     check: str
-    status: Status
+    status: DeltaStatus | None
     candidate: CheckResult
     baseline: CheckResult | None
 
@@ -39,35 +31,42 @@ class Comparison:
         return not self.candidate.ok
 
     def describe(self) -> str:
-        """One line naming the operation, the expectation, what came back and on which image."""
-        if self.status is Status.PASSED:
+        """One line naming the operation, the expectation, and what each image did."""
+        base = self.baseline.summary() if self.baseline is not None else "did not run"
+        if self.status is DeltaStatus.UNCHANGED:
             return f"{self.candidate.operation}: passes on both"
-        if self.status is Status.FIXED:
-            assert self.baseline is not None
-            return (f"{self.candidate.operation}: passes on the candidate; the baseline "
-                    f"fails it ({self.baseline.summary()})")
+        if self.status is DeltaStatus.FIXED:
+            return f"{self.candidate.operation}: passes on the candidate; the baseline: {base}"
         where = {
-            Status.REGRESSION: "regression: the baseline passes this check",
-            Status.FAILS_ON_BOTH: "not a regression: the baseline fails it too",
-            Status.NO_BASELINE: "the baseline did not run this check",
-        }[self.status]
-        return f"{self.candidate.summary()} — {where}"
+            DeltaStatus.REGRESSION: "regression: the baseline passes this check",
+            DeltaStatus.ALSO_FAILS_ON_BASELINE: "not a regression: the baseline fails it too",
+        }.get(self.status, "cannot be judged: the baseline did not finish within a safe "  # type: ignore[arg-type]
+              "margin of the bound either (the lab is too slow)")
+        return f"candidate: {self.candidate.summary()}; baseline: {base} — {where}"
 
 
-def classify(candidate: CheckResult, baseline: CheckResult | None) -> Status:
-    """The :class:`Status` of a check from its results on both images."""
+def timed_out(result: CheckResult) -> bool:
+    """Whether a failed check failed only by running out of its time bound."""
+    return not result.ok and not result.not_attempted and (
+        result.got.exit_code is None or result.detail.startswith("not reached within"))
+
+
+def classify(candidate: CheckResult, baseline: CheckResult | None,
+             bound: float | None = None) -> DeltaStatus | None:
+    """The delta of a check from its results on both images (``bound``: the check's time
+    bound in seconds, to judge a candidate that ran out of it)."""
     if baseline is None:
-        return Status.PASSED if candidate.ok else Status.NO_BASELINE
-    if candidate.ok:
-        return Status.PASSED if baseline.ok else Status.FIXED
-    return Status.FAILS_ON_BOTH if not baseline.ok else Status.REGRESSION
+        return DeltaStatus.UNCHANGED if candidate.ok else None
+    if bound is not None and timed_out(candidate) and (baseline.ok or timed_out(baseline)):
+        return bound_verdict(None, baseline.seconds if baseline.ok else None, bound)
+    return judge(candidate.ok, baseline.ok)
 
 
-def compare(candidate: Sequence[CheckResult],
-            baseline: Sequence[CheckResult]) -> list[Comparison]:
+def compare(candidate: Sequence[CheckResult], baseline: Sequence[CheckResult],
+            bound_of: Callable[[str], float | None] = lambda _check: None) -> list[Comparison]:
     """Pair the results by check name (in the candidate's order) and classify each."""
     by_name = {r.check: r for r in baseline}
     if len(by_name) != len(baseline):
         raise ValueError("baseline results name a check twice")
-    return [Comparison(r.check, classify(r, by_name.get(r.check)), r, by_name.get(r.check))
-            for r in candidate]
+    return [Comparison(r.check, classify(r, by_name.get(r.check), bound_of(r.check)), r,
+                       by_name.get(r.check)) for r in candidate]

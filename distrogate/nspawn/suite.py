@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from distrogate.images.artifact import ImageArtifact
-from distrogate.lab.run import LabRun
+from distrogate.lab.run import LabRun, boot_judged
 from distrogate.logsteps import step
-from distrogate.nspawn.checks import Bounds, Box, CheckResult, run_checks
+from distrogate.nspawn.checks import CHECK_NAMES, COMMAND_TIMEOUT, Bounds, Box, CheckResult, run_checks
 from distrogate.nspawn.compare import Comparison, compare
 from distrogate.nspawn.install import install, tree_disk
 from distrogate.nspawn.tree import ContainerArtifact, ContainerSpec, build_container
@@ -45,6 +45,10 @@ class SuiteConfig:
         if checks is not None and (not isinstance(checks, list)
                                    or not all(isinstance(c, str) for c in checks)):
             raise ValueError("suites.nspawn.checks: expected a list of check names")
+        unknown_checks = sorted(set(checks or ()) - set(CHECK_NAMES))
+        if unknown_checks:
+            raise ValueError(f"suites.nspawn.checks: unknown check {unknown_checks[0]!r} "
+                             f"(known: {', '.join(CHECK_NAMES)})")
         return cls(ContainerSpec.from_config(config), Bounds.from_config(config),
                    tuple(checks) if checks is not None else None)
 
@@ -72,11 +76,18 @@ class ImageRun:
 
 
 def run_on_image(lab_run: LabRun, image: ImageArtifact, tree: ContainerArtifact, *, role: str,
-                 bounds: Bounds, only: Sequence[str] | None = None) -> ImageRun:
-    """Boot ``image`` with the tree disk, install the container, run the checks, remove the VM."""
+                 bounds: Bounds, only: Sequence[str] | None = None,
+                 control: ImageArtifact | None = None) -> ImageRun:
+    """Boot ``image`` with the tree disk, install the container, run the checks, remove the VM.
+
+    With ``control`` (the baseline, which already booted the same way), a candidate that does
+    not boot is a regression rather than a lab problem."""
     started = time.monotonic()
     with step("nspawn checks on %s (%s)", role, image.name):
-        machine = lab_run.boot(image, role=role, extra_disks=[tree_disk(tree)])
+        disks = [tree_disk(tree)]
+        machine = (boot_judged(lab_run, image, control=control, role=role, control_booted=True,
+                               extra_disks=disks) if control is not None
+                   else lab_run.boot(image, role=role, extra_disks=disks))
         try:
             booted = time.monotonic()
             installed = install(machine, tree)
@@ -113,6 +124,13 @@ def run_suite(lab_run: LabRun, candidate: ImageArtifact, baseline: ImageArtifact
     base = run_on_image(lab_run, baseline, tree, role="baseline", bounds=config.bounds,
                         only=config.checks)
     cand = run_on_image(lab_run, candidate, tree, role="candidate", bounds=config.bounds,
-                        only=config.checks)
-    return SuiteRun(cand, base, tuple(compare(cand.results, base.results)),
+                        only=config.checks, control=baseline)
+    return SuiteRun(cand, base, tuple(compare(cand.results, base.results,
+                                              lambda check: bound_of(check, config.bounds))),
                     round(time.monotonic() - started, 2))
+
+
+def bound_of(check: str, bounds: Bounds) -> float:
+    """The time bound a check waits within (seconds)."""
+    return {"start": bounds.start, "service": bounds.service, "persistence": bounds.service,
+            "poweroff": bounds.poweroff, "journal": bounds.journal}.get(check, COMMAND_TIMEOUT)

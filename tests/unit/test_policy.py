@@ -88,15 +88,15 @@ def test_load_from_file_and_missing_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("waivers:\n  - {pattern: x, reason: r, tracker: 'https://t/1', expires: soon}\n",
+        ("waivers:\n  - {pattern: 'a.py::t', reason: r, tracker: 'https://t/1', expires: soon}\n",
          "policy.yaml: key 'waivers[0].expires': expected a date YYYY-MM-DD, got 'soon'"),
-        ("waivers:\n  - {pattern: x, reason: r, tracker: 'https://t/1', expires: '2025-13-01'}\n",
-         "key 'waivers[0].expires': expected a date YYYY-MM-DD, got '2025-13-01'"),
-        ("waivers:\n  - {pattern: x, tracker: 'https://t/1', expires: 2025-01-01}\n",
+        ("waivers:\n  - {pattern: 'a.py::t', reason: r, tracker: 'https://t/1', expires: '2025-13-01'}\n",
+         "key 'waivers[0].expires': '2025-13-01' is not a calendar date"),
+        ("waivers:\n  - {pattern: 'a.py::t', tracker: 'https://t/1', expires: 2025-01-01}\n",
          "key 'waivers[0].reason': missing"),
-        ("waivers:\n  - {pattern: x, reason: r, tracker: OPS-1, expires: 2025-01-01}\n",
+        ("waivers:\n  - {pattern: 'a.py::t', reason: r, tracker: OPS-1, expires: 2025-01-01}\n",
          "key 'waivers[0].tracker': expected an http(s) URL, got 'OPS-1'"),
-        ("waivers:\n  - {pattern: x, reason: r, tracker: 'https://t', expires: 2025-01-01, "
+        ("waivers:\n  - {pattern: 'a.py::t', reason: r, tracker: 'https://t', expires: 2025-01-01, "
          "owner: me}\n", "key 'waivers[0].owner': unknown key"),
         ("default: maybe\n", "key 'default': expected 'blocking' or 'advisory', got 'maybe'"),
         ("rules:\n  - {pattern: '*', mode: gating}\n", "key 'rules[0].mode'"),
