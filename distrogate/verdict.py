@@ -222,6 +222,14 @@ def _by_nodeid(records: Iterable[TestRecord]) -> list[tuple[str, list[TestRecord
     return list(grouped.items())
 
 
+def judge_record(record: TestRecord, policy: Policy, today: date,
+                 baseline: Outcome | None = None) -> TestVerdict:
+    """One test's verdict from its record alone (``baseline``: the outcome of its pair's
+    baseline side, for a role-parametrized test). pytest shows the result with it."""
+    return _judge(record.nodeid, [record], policy, today,
+                  {record.pair: baseline} if baseline is not None else {})
+
+
 def _judge(nodeid: str, records: list[TestRecord], policy: Policy, today: date,
            baselines: dict[str, Outcome]) -> TestVerdict:
     outcome = worst(r.outcome for r in records)

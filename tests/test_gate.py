@@ -15,6 +15,8 @@ import pytest
 
 from tests.conftest import REPO, Cli
 
+pytestmark = pytest.mark.vm  # every gate run builds (or takes from cache) both images
+
 PLANTED_SUITE = '''\
 """A suite with one regression planted on purpose."""
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import pytest
 
 from distrogate import paths
+from distrogate.differential import DeltaStatus
 from distrogate.images.build import build_image
 from distrogate.images.spec import load_spec
 from distrogate.lab.run import LabRun
 from distrogate.nspawn.checks import CHECK_NAMES, Bounds
-from distrogate.differential import DeltaStatus
 from distrogate.nspawn.compare import compare
 from distrogate.nspawn.suite import ImageRun, run_on_image
 from distrogate.nspawn.tree import ContainerArtifact, ContainerSpec, build_container

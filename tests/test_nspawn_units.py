@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from distrogate import proc
+from distrogate.differential import DeltaStatus
 from distrogate.errors import InputError
 from distrogate.nspawn.checks import Bounds, CheckResult, Got, readonly_probe, tty_output_matches
-from distrogate.differential import DeltaStatus
 from distrogate.nspawn.compare import classify, compare
 from distrogate.nspawn.install import install_script, nspawn_settings
 from distrogate.nspawn.suite import SuiteConfig

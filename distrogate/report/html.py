@@ -141,8 +141,9 @@ def _seconds(value: float) -> str:
 
 
 def _problems(verdict: Verdict, records: dict[str, list[TestRecord]], run_dir: Path) -> str:
-    order = {Effective.FAILED: 0, Effective.ERROR: 1, Effective.SKIPPED: 2, Effective.WAIVED: 3}
-    shown = sorted((t for t in verdict.tests if t.effective is not Effective.PASSED),
+    order = {Effective.FAILED: 0, Effective.ERROR: 1, Effective.SKIPPED: 2, Effective.WAIVED: 3,
+             Effective.ALSO_FAILS: 4}
+    shown = sorted((t for t in verdict.tests if t.effective is not Effective.PASSED and t.judged),
                    key=lambda t: (t.mode != "blocking", order.get(t.effective, 9), t.nodeid))
     if not shown:
         return "<h2>Tests that did not pass</h2>\n<p>None: every test passed.</p>"
@@ -158,6 +159,16 @@ def _problem(test: TestVerdict, records: list[TestRecord], run_dir: Path) -> str
     ]
     if test.waiver:
         parts.append(f"<p>Waived by <code>{esc(test.waiver)}</code></p>")
+    if test.effective is Effective.ALSO_FAILS:
+        parts.append("<p>Also fails on the promoted image: not a regression (the policy can make "
+                     "the suite absolute).</p>")
+    if test.baseline_outcome:
+        parts.append(f"<p>The baseline's side of this test: {esc(test.baseline_outcome)}.</p>")
+    if test.regressions:
+        regressions = "".join(f"<li>{esc(r)}</li>" for r in test.regressions)
+        waived = (f"<p>Waived items: {esc(', '.join(test.waived_items))}</p>"
+                  if test.waived_items else "")
+        parts.append(f"<p>Regressions not waived:</p><ul>{regressions}</ul>{waived}")
     messages = [r.message for r in records if r.message]
     for message in dict.fromkeys(messages):
         parts.append(f"<pre>{esc(message)}</pre>")
@@ -200,7 +211,7 @@ def _waivers(verdict: Verdict) -> str:
     sections = []
     for title, uses in (("Waivers applied", verdict.waivers_applied),
                         ("Expired waivers (ignored)", verdict.expired_waivers_ignored),
-                        ("Live waivers that matched no failure", verdict.unused_waivers)):
+                        ("Live waivers that covered nothing", verdict.unused_waivers)):
         if uses:
             sections.append(f"<h3>{esc(title)}</h3>\n{_waiver_table(uses)}")
     if not sections:
@@ -210,9 +221,11 @@ def _waivers(verdict: Verdict) -> str:
 
 def _waiver_table(uses: list[WaiverUse]) -> str:
     rows = [
-        [f"<code>{esc(u.pattern)}</code>", esc(u.reason),
-         f"<a href=\"{esc(u.tracker)}\">{esc(u.tracker)}</a>", esc(u.expires),
-         "<br>".join(f"<code>{esc(t)}</code>" for t in u.tests) or "—"]
+        [f"<code>{esc(u.pattern)}</code>" + (f" items {esc(', '.join(u.items))}" if u.items
+                                            else ""),
+         esc(u.reason), f"<a href=\"{esc(u.tracker)}\">{esc(u.tracker)}</a>", esc(u.expires),
+         ("<br>".join(f"<code>{esc(t)}</code>" for t in u.tests) or "—")
+         + (f"<br><span class=\"muted\">{esc(u.why)}</span>" if u.why else "")]
         for u in uses
     ]
     return table(["pattern", "reason", "tracker", "expires", "tests"], rows)

@@ -31,6 +31,7 @@ pre{background:#fff;border:1px solid #d6dae0;padding:.5rem;overflow-x:auto;white
 color:#fff}
 .o-passed{background:#1f7a3a}.o-failed{background:#b3261e}.o-error{background:#7b2d8e}
 .o-skipped{background:#6b7280}.o-waived{background:#2b6cb0}
+.o-also-fails-on-baseline{background:#8a6d1f}
 .test{background:#fff;border:1px solid #d6dae0;border-radius:6px;padding:.6rem .9rem;
 margin:.6rem 0}
 .muted{color:#5b6470}.scroll{overflow-x:auto}footer{margin-top:2.5rem;font-size:.85rem;
