@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from distrogate.errors import GuestCommandFailed
+from distrogate.errors import GuestCommandFailed, GuestCommandTimeout, is_image_fault
 from distrogate.guest.machine import Machine
 from distrogate.guest.testinfra_backend import agent_host
 from distrogate.images.artifact import ImageArtifact
@@ -68,13 +68,14 @@ def test_ten_megabyte_file_round_trips(vm: Machine, tmp_path: Path) -> None:
     assert back.read_bytes() == data
 
 
-def test_timeouts_are_bounded(vm: Machine) -> None:
+def test_timeouts_are_bounded_and_a_lab_problem(vm: Machine) -> None:
     started = time.monotonic()
-    with pytest.raises(GuestCommandFailed, match="did not finish within 2s"):
+    with pytest.raises(GuestCommandTimeout, match="did not finish within 2s") as slow:
         vm.execute("sleep 60", timeout=2)
+    assert not is_image_fault(slow.value)  # a slow lab never rejects an image
     assert time.monotonic() - started < 15
     assert vm.execute("pgrep -x sleep").exit_code == 1, "the timed-out command was not killed"
-    with pytest.raises(GuestCommandFailed, match="never succeeded"):
+    with pytest.raises(GuestCommandTimeout, match="never succeeded"):
         vm.wait_until_succeeds("false", timeout=3)
 
 
@@ -83,7 +84,7 @@ def test_wait_for_unit(vm: Machine) -> None:
     vm.succeed("systemd-run --unit=dg-broken --property=Restart=no /bin/false")
     with pytest.raises(GuestCommandFailed, match="failed"):
         vm.wait_for_unit("dg-broken.service", timeout=30)
-    with pytest.raises(GuestCommandFailed, match=r"does not exist|not active"):
+    with pytest.raises(GuestCommandFailed, match="does not exist"):
         vm.wait_for_unit("no-such-unit.service", timeout=5)
 
 
