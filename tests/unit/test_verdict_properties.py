@@ -5,12 +5,16 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date, timedelta
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distrogate.policy import Mode, Policy, Rule, Waiver
 from distrogate.results import Outcome, Results, RunInfo, TestRecord
 from distrogate.verdict import Decision, Effective, decide
+
+# no per-example deadline: a loaded CI machine (VM tests beside) must not turn time into failures
+settings.register_profile("verdict-properties", deadline=None)
+settings.load_profile("verdict-properties")
 
 TODAY = date(2025, 6, 1)
 RANK = {Decision.PROMOTE: 0, Decision.INCONCLUSIVE: 1, Decision.REJECT: 2}
