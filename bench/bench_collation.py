@@ -6,7 +6,8 @@ the pair; the full corpus (>= 2 million strings) for 10 locales in <= 5 minutes 
     .venv/bin/python bench/bench_collation.py [--runs 5] [--lab-dir DIR] [--sizes quick,full]
 
 Writes bench/results/collation.json: for each size, every run's wall time for the pair and per
-image, and the median per locale per image (seconds of the in-guest sort of that locale).
+image, the median per locale per image (seconds of the in-guest sort of that locale), and the
+strcoll_l verification's share (seconds and pairs checked per locale, ``--strcoll-stride``).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from distrogate.collation.compare import Comparison, compare_images
+from distrogate.collation.compare import STRCOLL_STRIDE, Comparison, Survey, compare_images
 from distrogate.collation.corpus import build_corpus
 from distrogate.fsutil import atomic_write_json
 from distrogate.images.resolve import resolve_image
@@ -39,18 +40,19 @@ FULL_LOCALES = ["C.UTF-8", "en_US.UTF-8", "de_DE.UTF-8", "fr_FR.UTF-8", "sv_SE.U
 OUT = Path(__file__).resolve().parent / "results" / "collation.json"
 
 
-def _per_locale(runs: list[Comparison], side: str) -> dict[str, float]:
-    """Median in-guest sort seconds per locale (a grouped locale shows its group's time)."""
+def _per_locale(runs: list[Comparison], side: str, field: str = "seconds") -> dict[str, float]:
+    """Median of a sorter ``field`` per locale (a grouped locale shows its group's figure)."""
     names = runs[0].locales
     out = {}
     for name in names:
-        values = [getattr(r, side).results[name].seconds for r in runs]
+        values = [getattr(getattr(r, side).results[name], field) for r in runs]
         out[name] = round(statistics.median(values), 4)
     return out
 
 
 def bench_size(run: LabRun, size: str, runs: int, refs: dict[str, str],
-               save: Callable[[dict[str, Any]], None], *, parallel: bool = True) -> None:
+               save: Callable[[dict[str, Any]], None], *, parallel: bool = True,
+               strcoll_stride: int = STRCOLL_STRIDE) -> None:
     """Boot both images (``refs``: baseline and candidate) and run the comparison ``runs``
     times; ``save`` receives the figures after every run (a lab failure keeps the runs done)."""
     corpus = build_corpus(size)
@@ -64,7 +66,7 @@ def bench_size(run: LabRun, size: str, runs: int, refs: dict[str, str],
         for index in range(runs):
             started = time.monotonic()
             done.append(compare_images(base, cand, corpus, locales, dedupe=dedupe,
-                                       parallel=parallel))
+                                       parallel=parallel, strcoll_stride=strcoll_stride))
             walls.append(time.monotonic() - started)
             log.info("%s run %d/%d: %.1fs for the pair", size, index + 1, runs, walls[-1])
             last = done[-1]
@@ -73,12 +75,14 @@ def bench_size(run: LabRun, size: str, runs: int, refs: dict[str, str],
                 "locales": len(last.locales),
                 "dedupe": dedupe,
                 "images_sorted": "in parallel" if parallel else "one after the other",
+                "strcoll_stride": strcoll_stride,
                 "runs": len(done),
                 "pair_seconds": [round(w, 1) for w in walls],
                 "pair_seconds_median": round(statistics.median(walls), 1),
                 **{side: _side(done, side, ref) for side, ref in refs.items()},
                 "changed": [o.locale for o in last.by_status("changed")],
                 "missing": [o.locale for o in last.by_status("missing")],
+                "strcoll": {o.locale: str(o.strcoll_status()) for o in last.strcoll_findings()},
             })
     finally:
         run.destroy(base)
@@ -95,7 +99,18 @@ def _side(done: list[Comparison], side: str, ref: str) -> dict[str, Any]:
         "sort_seconds_median": round(statistics.median(s.sort_seconds for s in surveys), 1),
         "distinct_collations": len(set(surveys[-1].representative.values())),
         "per_locale_seconds_median": _per_locale(done, side),
+        "per_locale_strcoll_seconds_median": _per_locale(done, side, "strcoll_seconds"),
+        "per_locale_pairs_checked": _per_locale(done, side, "pairs_checked"),
+        "strcoll_seconds_sum_distinct_median": round(statistics.median(
+            _distinct_sum(r, side) for r in done), 1),
     }
+
+
+def _distinct_sum(comparison: Comparison, side: str) -> float:
+    """Seconds the strcoll verification took on one image, each distinct collation once."""
+    survey: Survey = getattr(comparison, side)
+    reps = {survey.representative[n]: n for n in survey.representative}
+    return float(sum(survey.results[n].strcoll_seconds for n in reps.values()))
 
 
 def main() -> int:
@@ -106,6 +121,8 @@ def main() -> int:
     parser.add_argument("--lab-dir", type=Path, default=None)
     parser.add_argument("--baseline", default="promoted")
     parser.add_argument("--candidate", default="candidate")
+    parser.add_argument("--strcoll-stride", type=int, default=STRCOLL_STRIDE,
+                        help="strcoll_l verification: 1 every pair, 0 none (default %(default)s)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     lab = Lab.ensure(args.lab_dir)
@@ -126,7 +143,7 @@ def main() -> int:
                 # image sorts with the host to itself
                 bench_size(run, size, args.runs,
                            {"baseline": args.baseline, "candidate": args.candidate}, save,
-                           parallel=size == "quick")
+                           parallel=size == "quick", strcoll_stride=args.strcoll_stride)
     finally:
         if lab.owned_by_me:
             lab.teardown()

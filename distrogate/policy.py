@@ -63,6 +63,14 @@ def today_utc() -> date:
     return datetime.now(UTC).date()
 
 
+def item_key(item: str) -> str:
+    """How item ids are compared: a locale's codeset as glibc normalizes it (``th_TH.UTF-8``
+    and ``th_TH.utf8`` are one item); ids without a codeset (checks, pairs) are unchanged."""
+    from distrogate.collation.known import normalize
+
+    return normalize(item)
+
+
 def pattern_matches(pattern: str, name: str) -> bool:
     """Whether ``pattern`` names ``name``: exactly when it has no ``*`` or ``?``, otherwise as a
     glob in which ``[`` and ``]`` are plain characters (test ids carry brackets)."""
@@ -114,8 +122,8 @@ class Waiver:
             return False
         if not self.items:
             return True
-        failing = set(failing_items)
-        return bool(failing) and failing <= set(self.items)
+        failing = {item_key(i) for i in failing_items}
+        return bool(failing) and failing <= {item_key(i) for i in self.items}
 
     def is_live(self, today: date) -> bool:
         """A waiver is live up to and including its expiry date."""
@@ -151,12 +159,13 @@ class Policy:
         return None
 
     def live_item_waivers(self, nodeid: str, today: date) -> dict[str, Waiver]:
-        """Item id → the first live waiver naming that item of ``nodeid``."""
+        """Item key (see :func:`item_key`) → the first live waiver naming that item of
+        ``nodeid``."""
         found: dict[str, Waiver] = {}
         for waiver in self.waivers:
             if waiver.is_live(today) and waiver.items and waiver.matches(nodeid):
                 for item in waiver.items:
-                    found.setdefault(item, waiver)
+                    found.setdefault(item_key(item), waiver)
         return found
 
     def is_absolute(self, suite: str) -> bool:

@@ -4,11 +4,19 @@ A changed sort order silently corrupts every index on text built under the old o
 miss rows, unique constraints admit duplicates). The corpus (every assigned code point in short
 contexts, see ``distrogate.collation.corpus``) is sorted with each image's own glibc and locale
 data; fingerprints of the orders are compared, and where they differ the orders are diffed.
+Adjacent pairs of each order are verified with strcoll_l (PostgreSQL's comparison): a
+disagreement with the strxfrm order is a finding of its own.
 
 Settings: the policy's ``suites: {collation: {...}}`` (see ``distrogate.collation.settings``);
 ``--corpus quick|full`` picks the corpus size (the full size: ``pytest suites/test_collation.py
 --corpus full``). Tests: one per locale group (blocking, advisory) and a property test with
-random strings (hypothesis) for the blocking locales.
+random strings (hypothesis) for the blocking locales. Every locale is blocking by default
+(``blocking_locales: all``); the advisory group then has no locale and is skipped.
+
+Each changed or missing locale, and each locale where strcoll_l disagrees with strxfrm, is
+recorded as an item of its own (``th_TH.UTF-8``, ``strcoll:th_TH.UTF-8``), so that a waiver can
+name one locale: ``{pattern: "suites/test_collation.py::test_locale_order[blocking]",
+items: [th_TH.UTF-8], ...}``.
 """
 
 from __future__ import annotations
@@ -23,12 +31,19 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from distrogate.collation import guest as g
-from distrogate.collation.compare import ACTION, Comparison, LocaleOutcome, compare_images
+from distrogate.collation.compare import (
+    ACTION,
+    STRCOLL_ACTION,
+    Comparison,
+    LocaleOutcome,
+    compare_images,
+)
 from distrogate.collation.corpus import Corpus, build_corpus
 from distrogate.collation.diff import show
 from distrogate.collation.settings import CollationSettings, parse_settings
 from distrogate.collation.strategies import string_lists
-from distrogate.errors import GuestError
+from distrogate.differential import DeltaStatus
+from distrogate.errors import GuestError, ImageFault
 from distrogate.guest.machine import Machine
 from distrogate.policy import Policy
 
@@ -57,7 +72,8 @@ def comparison(baseline: Machine, candidate: Machine, collation_settings: Collat
     """Both images sorted and compared, once per module."""
     requested = list(collation_settings.locales) if collation_settings.locales else None
     return compare_images(baseline, candidate, collation_corpus, requested,
-                          dedupe=collation_settings.dedupe, jobs=collation_settings.jobs)
+                          dedupe=collation_settings.dedupe, jobs=collation_settings.jobs,
+                          strcoll_stride=collation_settings.strcoll_stride)
 
 
 def _group(comparison: Comparison, cfg: CollationSettings, group: str) -> list[str]:
@@ -86,11 +102,35 @@ def _finding(record: Any, outcome: LocaleOutcome, group: str) -> None:
                   f"e.g. {examples}; locale files changed: "
                   f"{', '.join(outcome.files_changed) or 'none (the glibc code changed)'}. "
                   f"Action: {ACTION}.")
-        record.finding(f"collation of {outcome.locale} changed", detail, data)
+        record.finding(f"collation of {outcome.name} changed", detail, data)
+        record.item(outcome.name, DeltaStatus.REGRESSION,
+                    f"{outcome.headline()}. Action: {ACTION}")
     else:
         action = f". Action: {data['action']}." if "action" in data else ""
-        record.finding(f"collation of {outcome.locale}: {outcome.status}",
+        record.finding(f"collation of {outcome.name}: {outcome.status}",
                        outcome.detail + action, data)
+        record.item(outcome.name, DeltaStatus.REGRESSION, outcome.headline() + action)
+
+
+def _strcoll(record: Any, comparison: Comparison, names: list[str]) -> list[LocaleOutcome]:
+    """Record strxfrm/strcoll disagreements (items ``strcoll:<locale>``); return regressions."""
+    found = comparison.strcoll_findings(names)
+    regressions = []
+    for outcome in found:
+        status = outcome.strcoll_status()
+        if status is None:  # strcoll_findings keeps none of these
+            continue
+        record.item(f"strcoll:{outcome.name}", status,
+                    outcome.strcoll_headline(comparison.corpus))
+        if status is DeltaStatus.REGRESSION:
+            regressions.append(outcome)
+    if found:
+        record.finding(f"strcoll_l disagrees with strxfrm in {len(found)} locales",
+                       "; ".join(f"{o.strcoll_headline(comparison.corpus)} "
+                                 f"[{o.strcoll_status()}]" for o in found[:10]) +
+                       f". Note: {STRCOLL_ACTION}.",
+                       {o.name: str(o.strcoll_status()) for o in found})
+    return regressions
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -99,7 +139,9 @@ def test_locale_order(group: str, comparison: Comparison, collation_settings: Co
     """Every locale of the group sorts the corpus identically on both images and still exists."""
     names = _group(comparison, collation_settings, group)
     if not names:
-        pytest.skip(f"no {group} locales configured (policy suites.collation)")
+        pytest.skip("every checked locale is blocking (policy suites.collation."
+                    "blocking_locales): no advisory locale" if group == "advisory" else
+                    "no blocking locale (policy suites.collation.blocking_locales)")
     errors = comparison.by_status("error", names)
     if errors:
         raise GuestError("collation sorter failed for " +
@@ -109,6 +151,7 @@ def test_locale_order(group: str, comparison: Comparison, collation_settings: Co
     unchanged = comparison.by_status("unchanged", names)
     for outcome in missing + changed:
         _finding(record, outcome, group)
+    strcoll = _strcoll(record, comparison, names)
     files = {n: c for n, c in comparison.files_changed().items() if n in set(names)}
     if files:
         record.finding(f"locale data files changed in {len(files)} {group} locales",
@@ -119,34 +162,62 @@ def test_locale_order(group: str, comparison: Comparison, collation_settings: Co
     record.measure(f"{group}_locales_missing", len(missing), "locales")
     record.measure("corpus_strings", len(comparison.corpus), "strings",
                    comparison.corpus.corpus_id)
+    record.measure(f"{group}_locales_strcoll_regressions", len(strcoll), "locales")
     record.measure("baseline_sort_seconds", comparison.baseline.sort_seconds, "s")
     record.measure("candidate_sort_seconds", comparison.candidate.sort_seconds, "s")
     summary = {"group": group, "corpus": comparison.corpus.summary(),
                "checked_unchanged": [o.locale for o in unchanged],
                "changed": {o.locale: o.summary() for o in changed},
-               "missing": [o.locale for o in missing]}
+               "missing": [o.locale for o in missing],
+               "strcoll": {o.locale: o.summary() for o in comparison.strcoll_findings(names)}}
     record.artifact(f"collation-{group}", _write_artifact(
         record, f"collation/{group}.json", summary), "json")
     lines = [o.headline() for o in missing + changed]
+    lines += [o.strcoll_headline(comparison.corpus) for o in strcoll]
     if lines:  # the message says it all; no introspection of the list below it
-        raise AssertionError(
-            f"{len(changed)} {group} locale(s) sort differently and {len(missing)} are missing "
-            f"({len(unchanged)} of {len(names)} unchanged):\n  " + "\n  ".join(lines[:40]) +
+        raise ImageFault(
+            f"{len(changed)} {group} locale(s) sort differently, {len(missing)} are missing and "
+            f"{len(strcoll)} newly disagree between strcoll and strxfrm ({len(unchanged)} of "
+            f"{len(names)} unchanged):\n  " + "\n  ".join(lines[:40]) +
             (f"\n  ... and {len(lines) - 40} more" if len(lines) > 40 else "") +
-            f"\nAction: {ACTION}")
+            (f"\nAction (changed): {ACTION}" if changed else "") +
+            (f"\nNote (strcoll): {STRCOLL_ACTION}" if strcoll else ""))
+
+
+def _distinct(comparison: Comparison, names: list[str]) -> list[str]:
+    """One locale per pair of (baseline, candidate) collation groups among ``names``: locales
+    whose data are identical on each image sort alike, so one of them stands for the rest."""
+    seen: dict[tuple[str, str], str] = {}
+    for name in names:
+        key = (comparison.baseline.representative.get(name, name),
+               comparison.candidate.representative.get(name, name))
+        seen.setdefault(key, name)
+    return list(seen.values())
 
 
 def test_random_strings_sort_alike(baseline: Machine, candidate: Machine,
                                    comparison: Comparison,
                                    collation_settings: CollationSettings, record: Any) -> None:
-    """Random lists of strings (hypothesis) sort alike in every blocking locale on both images.
+    """Random lists of strings (hypothesis) sort alike on both images in every blocking locale
+    whose corpus order did not change (a changed one is reported by test_locale_order), one
+    locale per distinct collation.
 
     A failing list is shrunk (within a time budget) to a minimal example and reported.
     """
-    locales = [n for n in _group(comparison, collation_settings, "blocking")
-               if comparison.outcomes[n].status != "missing"]
+    locales = _distinct(comparison, [n for n in _group(comparison, collation_settings, "blocking")
+                                     if comparison.outcomes[n].status == "unchanged"])
     if not locales or collation_settings.hypothesis_examples == 0:
-        pytest.skip("no blocking locales, or hypothesis_examples is 0")
+        pytest.skip("no unchanged blocking locales, or hypothesis_examples is 0")
+    base_names = {n: comparison.baseline.names.get(n, n) for n in locales}
+    cand_names = {n: comparison.candidate.names.get(n, n) for n in locales}
+
+    def orders(strings: list[str], names: list[str]) -> tuple[dict[str, list[int]],
+                                                               dict[str, list[int]]]:
+        """Each image's order of ``strings`` per locale, keyed by the baseline's name."""
+        base = g.sort_strings(baseline, strings, [base_names[n] for n in names])
+        cand = g.sort_strings(candidate, strings, [cand_names[n] for n in names])
+        return ({n: base[base_names[n]] for n in names}, {n: cand[cand_names[n]] for n in names})
+
     seen: dict[tuple[str, ...], list[str]] = {}
     first_failure: list[float] = []
 
@@ -156,8 +227,7 @@ def test_random_strings_sort_alike(baseline: Machine, candidate: Machine,
             return seen[key]
         if first_failure and time.monotonic() - first_failure[0] > SHRINK_BUDGET:
             assume(False)  # out of shrinking budget: keep the smallest failure found so far
-        base = g.sort_strings(baseline, strings, locales)
-        cand = g.sort_strings(candidate, strings, locales)
+        base, cand = orders(strings, locales)
         out = [loc for loc in locales if base[loc] != cand[loc]]
         if out and not first_failure:
             first_failure.append(time.monotonic())
@@ -172,17 +242,21 @@ def test_random_strings_sort_alike(baseline: Machine, candidate: Machine,
         strings = data.draw(string_lists(), label="strings")
         bad = differing(strings)
         if bad:
-            base = g.sort_strings(baseline, strings, bad[:1])[bad[0]]
-            cand = g.sort_strings(candidate, strings, bad[:1])[bad[0]]
-            raise AssertionError(
-                f"{', '.join(bad)}: {len(strings)} strings sort differently; baseline order: "
-                f"{', '.join(show(strings[i]) for i in base)}; candidate order: "
-                f"{', '.join(show(strings[i]) for i in cand)}")
+            base_orders, cand_orders = orders(strings, bad[:1])
+            base, cand = base_orders[bad[0]], cand_orders[bad[0]]
+            raise ImageFault(
+                f"{', '.join(g.policy_name(n) for n in bad)}: {len(strings)} strings sort "
+                f"differently; baseline order: {', '.join(show(strings[i]) for i in base)}; "
+                f"candidate order: {', '.join(show(strings[i]) for i in cand)}")
 
     try:
         prop()
     except AssertionError as exc:
         record.finding("random strings sort differently (hypothesis, shrunk)", str(exc)[:2000],
                        {"locales": locales})
+        for names in seen.values():
+            for name in names:
+                record.item(g.policy_name(name), DeltaStatus.REGRESSION,
+                            f"{g.policy_name(name)}: random strings sort differently")
         raise
     record.measure("hypothesis_lists_sorted", len(seen), "lists")

@@ -1,11 +1,17 @@
-"""Unit tests of the collation logic that needs no VM (corpus, diff, blocks, settings, sorter)."""
+"""Unit tests of the collation logic that needs no VM (corpus, diff, blocks, settings, sorter,
+locale names, locale-archive, strcoll verification).
+
+Locale data for the sorter and archive tests is compiled on the host with glibc's own
+``localedef`` (this machine's glibc and /usr/share/i18n), in a temporary folder."""
 
 from __future__ import annotations
 
+import hashlib
 import itertools
+import os
+import shutil
 import struct
 import subprocess
-import unicodedata
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,34 +21,62 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from distrogate.collation import archive
 from distrogate.collation import guest as g
 from distrogate.collation.blocks import NO_BLOCK, block_of, count_blocks
-from distrogate.collation.compare import group_representatives
+from distrogate.collation.compare import (
+    STRCOLL_STRIDE,
+    LocaleOutcome,
+    Survey,
+    _outcomes,
+    group_representatives,
+    own_names,
+)
 from distrogate.collation.corpus import (
+    CORPUS_VERSION,
     NO_SUBJECT,
     assigned_code_points,
     build_corpus,
     corpus_from_strings,
     is_bulk,
+    is_sparse,
 )
 from distrogate.collation.diff import diff_orders, longest_increasing, show
 from distrogate.collation.settings import parse_settings
 from distrogate.collation.sorter import MAX_GLIBC, build_sorter, required_glibc
-from distrogate.errors import InputError
+from distrogate.differential import DeltaStatus
+from distrogate.errors import GuestError, InputError
 
 
 # -- corpus ---------------------------------------------------------------------------------
-def test_quick_corpus_is_deterministic_and_covers_every_non_bulk_code_point() -> None:
+def test_quick_corpus_is_deterministic_and_has_every_assigned_code_point_alone() -> None:
     a = build_corpus.__wrapped__("quick")
     b = build_corpus.__wrapped__("quick")
-    assert a.digest == b.digest and a.corpus_id.startswith("v1-quick-u")
+    assert a.digest == b.digest and a.corpus_id.startswith(f"v{CORPUS_VERSION}-quick-u")
+    assert CORPUS_VERSION >= 2  # v1 sampled the bulk ranges
     singles = {ord(s) for s in a.strings if len(s) == 1}
-    wanted = {cp for cp in assigned_code_points() if not is_bulk(cp)}
-    assert wanted <= singles
-    assert 50_000 < len(a) < 200_000
+    every = set(assigned_code_points())
+    assert every - singles == set()  # bulk ranges included: each bulk code point alone
+    assert set(a.subjects) - {NO_SUBJECT} == every
+    assert a.summary()["code_points"] == len(every)
+    # cheap contexts for the sparse code points: alone, and every 48th also after "a"
+    sparse = [cp for cp in sorted(every) if is_sparse(cp)]
+    assert len(sparse) > 120_000 and all(is_sparse(cp) for cp in (0x4E00, 0xAC00, 0x17000))
+    strings = set(a.strings)
+    assert sum(1 for cp in sparse if "a" + chr(cp) in strings) == len(sparse) // 48
+    dense = [cp for cp in every if not is_sparse(cp)]
+    assert all(f"ab{chr(cp)}cd" in strings for cp in dense)  # three contexts
+    assert 180_000 < len(a) < 200_000  # the time budget of the quick pair (see README)
     assert len(set(a.strings)) == len(a)
     assert all("\0" not in s for s in a.strings)
     assert a.data.count(b"\0") == len(a)
+
+
+def test_bulk_ranges_are_unicode_blocks() -> None:
+    assert is_bulk(0x4E00) and is_bulk(0x20000) and is_bulk(0xAC00) and is_bulk(0xA000)
+    assert is_bulk(0x17000)  # a Tangut ideograph: Python's unicodedata gives it no name
+    assert not is_bulk(ord("a")) and not is_bulk(0x0E01) and not is_bulk(0x1100)  # Thai, jamo
+    assert is_sparse(0x1F600) and not is_bulk(0x1F600)  # an emoji: supplementary plane
 
 
 def test_full_corpus_has_every_assigned_code_point_and_two_million_strings() -> None:
@@ -140,12 +174,87 @@ def test_normalize_locale(name: str, norm: str) -> None:
     assert g.normalize_locale(name) == norm
 
 
+@pytest.mark.parametrize(("codeset", "norm"), [
+    ("UTF-8", "utf8"), ("utf8", "utf8"), ("ISO-8859-15", "iso885915"), ("8859-1", "iso88591"),
+    ("eucJP", "eucjp"), ("GB18030", "gb18030"), ("KOI8-R", "koi8r"), ("CP1251", "cp1251"),
+    ("ÜTF-8", "tf8")])  # non-ASCII letters are not alphanumeric to glibc (C locale isalnum)
+def test_normalize_codeset_as_glibc(codeset: str, norm: str) -> None:
+    assert g.normalize_codeset(codeset) == norm
+
+
+@pytest.mark.parametrize(("name", "policy"), [
+    ("th_TH.utf8", "th_TH.UTF-8"), ("C.utf8", "C.UTF-8"), ("C.UTF-8", "C.UTF-8"),
+    ("de_DE", "de_DE"), ("de_DE.ISO-8859-1", "de_DE.iso88591"), ("C", "C"),
+    ("sr_RS.utf8@latin", "sr_RS.UTF-8@latin"), ("aa_ER@saaho", "aa_ER@saaho")])
+def test_policy_name_writes_utf8_codesets_as_policies_do(name: str, policy: str) -> None:
+    assert g.policy_name(name) == policy
+
+
 def test_select_locales_maps_policy_spelling_and_rejects_unknown_names() -> None:
     available = ["C", "C.utf8", "de_DE", "de_DE.utf8", "en_US.utf8"]
     assert g.select_locales(available, ["en_US.UTF-8", "C.UTF-8"]) == ["en_US.utf8", "C.utf8"]
     assert g.select_locales(available, None) == available
     with pytest.raises(InputError, match=r"xx_YY\.UTF-8"):
         g.select_locales(available, ["en_US.UTF-8", "xx_YY.UTF-8"])
+    bullseye = ["C", "C.UTF-8", "en_US.utf8"]  # bullseye's locale -a spells C.UTF-8
+    assert g.select_locales(bullseye, ["C.utf8", "C.UTF-8"]) == ["C.UTF-8"]
+
+
+def test_own_names_match_spellings_across_images() -> None:
+    """bookworm lists C.utf8, bullseye C.UTF-8: one locale, not 'missing'."""
+    assert own_names(["C.utf8", "en_US.utf8", "xx_YY.utf8"], ["C.UTF-8", "en_US.UTF-8"]) == {
+        "C.utf8": "C.UTF-8", "en_US.utf8": "en_US.UTF-8"}
+
+
+def _result(name: str, fingerprint: str = "f", disagreements: int = 0) -> g.SortResult:
+    return g.SortResult(name, "ok", "UTF-8", 10, 0, fingerprint, 0.1, 9, disagreements, 0.0,
+                        ((1, 0),) if disagreements else ())
+
+
+def test_outcomes_match_locales_and_data_by_normalized_name() -> None:
+    """A C.UTF-8 folder on one image and a C.utf8 folder on the other: the same locale, its
+    data compared, its order judged (here: changed), nothing missing."""
+    data = {"LC_COLLATE": "1", "LC_CTYPE": "2"}
+    base = Survey("b", ["C.utf8"], {"C.utf8": data}, {"C.utf8": _result("C.utf8", "f1")},
+                  {"C.utf8": "C.utf8"}, 1.0, 1.0, {"C.utf8": "C.utf8"})
+    cand = Survey("c", ["C.UTF-8"], {"C.utf8": dict(data, LC_COLLATE="3")},
+                  {"C.utf8": _result("C.utf8", "f2")}, {"C.utf8": "C.UTF-8"}, 1.0, 1.0,
+                  {"C.utf8": "C.UTF-8"})
+    [outcome] = _outcomes(["C.utf8"], base, cand).values()
+    assert outcome.status == "changed" and outcome.files_changed == ["LC_COLLATE"]
+    assert outcome.name == "C.UTF-8" and outcome.headline().startswith("C.UTF-8: ")
+
+
+@pytest.mark.parametrize(("base", "cand", "status"), [
+    (0, 0, None), (0, 3, DeltaStatus.REGRESSION), (2, 3, DeltaStatus.ALSO_FAILS_ON_BASELINE),
+    (2, 0, DeltaStatus.FIXED)])
+def test_strcoll_status_judges_the_candidate_against_the_baseline(
+        base: int, cand: int, status: DeltaStatus | None) -> None:
+    outcome = LocaleOutcome("en_US.utf8", "unchanged", baseline=_result("en_US.utf8", "f", base),
+                            candidate=_result("en_US.utf8", "f", cand))
+    assert outcome.strcoll_status() == status
+    if status is not None:
+        line = outcome.strcoll_headline(corpus_from_strings(["2/X", "2x"]))
+        assert line.startswith("en_US.UTF-8: strcoll_l disagrees")
+        assert f"candidate {cand} of 9 adjacent pairs" in line
+        assert f"baseline {base} of 9" in line
+    missing = LocaleOutcome("x.utf8", "missing", baseline=_result("x.utf8", "f", 2),
+                            candidate=g.SortResult("x.utf8", "missing", "-", 0, 0, "-", 0.0))
+    assert missing.strcoll_status() is None
+
+
+def test_parse_results_reads_strcoll_fields_and_rejects_bad_lines() -> None:
+    line = "en_US.utf8\tok\tUTF-8\t5\t1\tabc\t0.5\t4\t2\t0.25\t3,1;0,4\n"
+    [row] = g.parse_results(line + "\n")
+    assert (row.pairs_checked, row.disagreements, row.strcoll_seconds) == (4, 2, 0.25)
+    assert row.disagreement_examples == ((3, 1), (0, 4))
+    assert row.standing_for("en_GB.utf8").locale == "en_GB.utf8"
+    assert g.parse_pairs("-") == ()
+    for bad in ("a\tok\tUTF-8\t5\t1\tabc\t0.5\n",  # the old seven fields
+                "a\tok\tUTF-8\t5\t1\tabc\t0.5\t4\t2\t0.25\t3-1\n",
+                "a\tok\tUTF-8\tx\t1\tabc\t0.5\t4\t2\t0.25\t-\n"):
+        with pytest.raises(GuestError):
+            g.parse_results(bad)
 
 
 def test_settings_validation() -> None:
@@ -154,9 +263,14 @@ def test_settings_validation() -> None:
     assert s.corpus == "full" and s.is_blocking("en_US.utf8") and not s.is_blocking("de_DE.utf8")
     assert parse_settings(None).locales is None
     assert parse_settings({"blocking_locales": "all"}).is_blocking("th_TH.utf8")
+    assert parse_settings({"locales": ["C.utf8"], "blocking_locales": ["C.UTF-8"]}).is_blocking(
+        "C.utf8")
+    assert parse_settings({"strcoll_stride": 1}).strcoll_stride == 1
+    assert parse_settings(None).strcoll_stride == STRCOLL_STRIDE
     cases: list[dict[str, Any]] = [
         {"locale": []}, {"corpus": "huge"}, {"locales": "some"}, {"jobs": 0},
-        {"locales": ["en_US.UTF-8"], "blocking_locales": ["de_DE.UTF-8"]}]
+        {"locales": ["en_US.UTF-8"], "blocking_locales": ["de_DE.UTF-8"]},
+        {"strcoll_stride": -1}, {"strcoll_stride": "all"}, {"blocking_locales": "some"}]
     for bad in cases:
         with pytest.raises(InputError):
             parse_settings(bad)
@@ -167,6 +281,17 @@ def test_group_representatives_groups_identical_files_only() -> None:
               "c": {"LC_COLLATE": "1", "LC_CTYPE": "y"}, "d": {"LC_COLLATE": "2", "LC_CTYPE": "x"}}
     reps = group_representatives(["C", "a", "b", "c", "d"], hashes)
     assert reps == {"C": "C", "a": "a", "b": "a", "c": "c", "d": "d"}
+    # hashes are keyed by normalized name; locale -a may spell it otherwise
+    normalized = {"de_DE.utf8": hashes["a"], "de_AT.utf8": hashes["a"]}
+    assert group_representatives(["de_DE.UTF-8", "de_AT.utf8"], normalized) == {
+        "de_DE.UTF-8": "de_DE.UTF-8", "de_AT.utf8": "de_DE.UTF-8"}
+
+
+def test_default_settings_make_every_locale_blocking_and_leave_no_advisory_one() -> None:
+    settings_ = parse_settings({"locales": "all", "blocking_locales": "all"})
+    shipped = ["C", "C.utf8", "de_DE", "th_TH.utf8", "aa_ER@saaho"]
+    assert [n for n in shipped if not settings_.is_blocking(n)] == []
+    assert [n for n in shipped if not parse_settings({}).is_blocking(n)] == []
 
 
 def test_parse_file_hashes_follows_links() -> None:
@@ -225,4 +350,166 @@ def test_sorter_builds_once_when_asked_from_two_threads(tmp_path: Path) -> None:
 def test_required_glibc_parses_objdump() -> None:
     text = "0 DF *UND* 0 (GLIBC_2.2.5) qsort\n0 DF *UND* 0 (GLIBC_2.34) __libc_start_main\n"
     assert required_glibc(text) == (2, 34)
-    assert unicodedata.unidata_version  # the corpus records it
+
+
+# -- locale data compiled on the host: strcoll verification, locale-archive ------------------
+I18N = Path("/usr/share/i18n/locales")
+
+
+class HostMachine:
+    """The guest verbs :func:`g.locale_file_hashes` uses, carried out on this host for real
+    (the same shell script and file reads a guest gets)."""
+
+    name = "host"
+
+    def succeed(self, command: str | list[str], *, timeout: float = 120,
+                stdin: bytes | None = None, env: dict[str, str] | None = None) -> str:
+        """Run ``command`` here; require exit 0."""
+        return subprocess.run(command, input=stdin, capture_output=True, check=True,
+                              timeout=timeout, shell=isinstance(command, str),
+                              env={**os.environ, **(env or {})}).stdout.decode()
+
+    def read_file(self, guest_path: str, *, timeout: float = 300) -> bytes:
+        """Read a file here."""
+        return Path(guest_path).read_bytes()
+
+
+def _localedef(*args: str) -> None:
+    subprocess.run(["localedef", *args], check=True, capture_output=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def compiled(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """de_DE.UTF-8 and en_US.UTF-8 compiled by this host's localedef: per-locale folders under
+    ``folders/``, the same folders added to ``added/locale-archive``, and de_DE compiled
+    straight into ``direct/locale-archive`` (as locale-gen does)."""
+    if shutil.which("localedef") is None or not (I18N / "de_DE").is_file():
+        pytest.skip("needs localedef and glibc's locale sources (apt-get install locales)")
+    root = tmp_path_factory.mktemp("locales")
+    folders = root / "folders"
+    folders.mkdir()
+    for name in ("de_DE", "en_US"):
+        _localedef("--no-archive", "-i", name, "-f", "UTF-8", str(folders / f"{name}.UTF-8"))
+    for prefix in ("added", "direct"):
+        (root / prefix / "usr/lib/locale").mkdir(parents=True)
+    _localedef("--prefix", str(root / "added"), "--add-to-archive",
+               str(folders / "de_DE.UTF-8"), str(folders / "en_US.UTF-8"))
+    _localedef("--prefix", str(root / "direct"), "-i", "de_DE", "-f", "UTF-8", "de_DE.UTF-8")
+    for prefix in ("added", "direct"):
+        (root / prefix / "usr/lib/locale/locale-archive").rename(root / prefix / "locale-archive")
+        (root / prefix / "usr").rename(root / prefix / ".usr")  # keep only the archive
+    return root
+
+
+def test_locale_archive_hashes_equal_the_per_locale_folders(compiled: Path) -> None:
+    folders = g.locale_file_hashes(HostMachine(), locale_dir=str(compiled / "folders"))
+    added = g.locale_file_hashes(HostMachine(), locale_dir=str(compiled / "added"))
+    direct = g.locale_file_hashes(HostMachine(), locale_dir=str(compiled / "direct"))
+    assert sorted(folders) == ["de_DE.utf8", "en_US.utf8"]  # keys normalized (.UTF-8 folders)
+    assert sorted(added) == ["de_DE.utf8", "en_US.utf8"]
+    assert set(folders["de_DE.utf8"]) == set(archive.CATEGORY_INDEX)
+    assert added == folders
+    assert direct["de_DE.utf8"] == folders["de_DE.utf8"]
+    lc_collate = (compiled / "folders/de_DE.UTF-8/LC_COLLATE").read_bytes()
+    assert added["de_DE.utf8"]["LC_COLLATE"] == hashlib.sha256(lc_collate).hexdigest()
+    names = ["de_DE.UTF-8", "en_US.UTF-8"]
+    assert group_representatives(names, added) == group_representatives(names, folders)
+    assert folders["de_DE.utf8"]["LC_TIME"] != folders["en_US.utf8"]["LC_TIME"]
+
+
+def test_locale_archive_records_share_data_and_lie_inside_the_file(compiled: Path) -> None:
+    data = (compiled / "added/locale-archive").read_bytes()
+    ranges = archive.category_ranges(data)
+    assert set(ranges) == {"de_DE.utf8", "en_US.utf8"}
+    for per_category in ranges.values():
+        for offset, length in per_category.values():
+            assert offset > 0 and length > 0 and offset + length <= len(data)
+    # both are iso14651_t1 collations of glibc 2.36: the archive stores the table once
+    de, en = ranges["de_DE.utf8"], ranges["en_US.utf8"]
+    assert (de["LC_COLLATE"] == en["LC_COLLATE"]) == (
+        (compiled / "folders/de_DE.UTF-8/LC_COLLATE").read_bytes() ==
+        (compiled / "folders/en_US.UTF-8/LC_COLLATE").read_bytes())
+
+
+def test_malformed_locale_archives_are_guest_errors(compiled: Path) -> None:
+    data = (compiled / "added/locale-archive").read_bytes()
+    for bad in (b"", b"\0" * 56, b"xxxx" + data[4:], data[:200]):
+        with pytest.raises(GuestError, match="locale-archive"):
+            archive.category_ranges(bad)
+
+
+def _strcoll_oracle(strings: list[str], order: list[int], locale_dir: Path,
+                    name: str) -> int:
+    """Adjacent pairs of ``order`` that strcoll_l (then strcmp) puts the other way round,
+    counted with this host's glibc through ctypes: independent of dgsort's C code."""
+    import ctypes
+
+    os.environ["LOCPATH"] = str(locale_dir)
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+        libc.newlocale.restype = ctypes.c_void_p
+        libc.newlocale.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_void_p]
+        libc.strcoll_l.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.c_void_p]
+        libc.freelocale.argtypes = [ctypes.c_void_p]
+        lc_collate_mask, lc_ctype_mask = 1 << 3, 1 << 0
+        loc = libc.newlocale(lc_collate_mask | lc_ctype_mask, name.encode(), None)
+        assert loc, f"newlocale({name}) failed"
+        count = 0
+        for a, b in itertools.pairwise(order):
+            x, y = strings[a].encode(), strings[b].encode()
+            c = libc.strcoll_l(x, y, loc) or (x > y) - (x < y)
+            count += c > 0
+        libc.freelocale(loc)
+    finally:
+        del os.environ["LOCPATH"]
+    return count
+
+
+def test_strcoll_verification_counts_what_glibc_strcoll_reverses(compiled: Path,
+                                                                  tmp_path: Path) -> None:
+    """Every adjacent pair is verified (-s 1); the count and the examples agree with glibc's
+    strcoll_l called directly. Punctuation that is ignored at the first levels is where
+    iso14651_t1's strxfrm and strcoll part ways in glibc 2.36 (2x / 2/X)."""
+    binary = build_sorter(tmp_path)
+    strings = ["2x", "2/X", ".8C", "8_C", "8p", "8.P", "a", "b", "ö", "Z", "a-b", "ab", "中",
+               "\U00020000", "\U00020001", "a\U00020000"]
+    order_file = tmp_path / "order"
+    out = subprocess.run([str(binary), "-s", "1", "-O", f"en_US.UTF-8:{order_file}", "-",
+                          "en_US.UTF-8"], input=b"".join(s.encode() + b"\0" for s in strings),
+                         capture_output=True, check=True, timeout=60,
+                         env={**os.environ, "LOCPATH": str(compiled / "folders")}).stdout
+    [row] = g.parse_results(out.decode())
+    order = list(struct.unpack(f"<{len(strings)}I", order_file.read_bytes()))
+    assert row.ok and row.pairs_checked == len(strings) - 1
+    expected = _strcoll_oracle(strings, order, compiled / "folders", "en_US.UTF-8")
+    assert row.disagreements == expected
+    assert expected >= 1, "glibc 2.36 (Debian 12) orders 2x / 2/X differently in strcoll"
+    assert len(row.disagreement_examples) == min(expected, 8)
+    for first, second in row.disagreement_examples:
+        assert order.index(second) == order.index(first) + 1  # adjacent, in strxfrm order
+
+
+def test_strcoll_stride_samples_only_supplementary_and_single_ideograph_pairs(
+        compiled: Path, tmp_path: Path) -> None:
+    binary = build_sorter(tmp_path)
+    strings = ["a", "b", "c", "\U00020000", "\U00020001", "\U00020002", "d"]
+    data = b"".join(s.encode() + b"\0" for s in strings)
+    env = {**os.environ, "LOCPATH": str(compiled / "folders")}
+    checked = {}
+    for stride in ("0", "1", "1000"):
+        out = subprocess.run([str(binary), "-s", stride, "-", "en_US.UTF-8", "C.UTF-8"],
+                             input=data, capture_output=True, check=True, timeout=60,
+                             env=env).stdout.decode()
+        checked[stride] = [r.pairs_checked for r in g.parse_results(out)]
+    assert checked["0"] == [0, 0] and checked["1"] == [6, 6]
+    # corpus index 0 ("a") is a multiple of any stride; other pairs touching U+2000x are skipped
+    for count in checked["1000"]:
+        assert 2 <= count < 6
+    ideographs = ["x", "\u4e00", "\u4e01", "\uac00", "\u4e00a", "\u00e9", "\u0e01", "y"]
+    out = subprocess.run([str(binary), "-s", "1000", "-", "C.UTF-8"],
+                         input=b"".join(s.encode() + b"\0" for s in ideographs),
+                         capture_output=True, check=True, timeout=60, env=env).stdout.decode()
+    [row] = g.parse_results(out)
+    # code point order: x y é ก 一 一a 丁 가: only 丁/가 (two single ideographs, the first not
+    # at a corpus index divisible by 1000) is sampled out; every other pair is verified
+    assert row.pairs_checked == len(ideographs) - 2

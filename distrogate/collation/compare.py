@@ -1,11 +1,17 @@
 """The collation comparison of two images: survey each, compare fingerprints, diff what differs.
 
-A *survey* of one image lists its locales, hashes their data files, and sorts the corpus under
-each selected locale with the image's own glibc. Locales whose LC_COLLATE and LC_CTYPE files are
-byte-identical in that image sort identically (the order is a function of the libc and those
-files), so by default one representative per such group is sorted and its result stands for the
-group (``dedupe=False`` sorts every locale). Orders of the representatives stay in the guest and
-are fetched only where the fingerprints of the two images differ.
+A *survey* of one image lists its locales, hashes their data (per-locale folders or
+locale-archive, hashed alike), and sorts the corpus under each selected locale with the image's
+own glibc. Locales whose LC_COLLATE and LC_CTYPE data are byte-identical in that image sort
+identically (the order is a function of the libc and those data), so by default one
+representative per such group is sorted and its result stands for the group (``dedupe=False``
+sorts every locale). Orders of the representatives stay in the guest and are fetched only where
+the fingerprints of the two images differ.
+
+Locale names are matched between the images, and with policy names, after glibc's normalization
+of the codeset (``C.UTF-8`` and ``C.utf8`` are one locale). Next to the strxfrm order, the sorter
+verifies adjacent pairs with strcoll_l (PostgreSQL's comparison); pairs the two functions order
+differently are reported per locale (:meth:`LocaleOutcome.strcoll_status`).
 """
 
 from __future__ import annotations
@@ -18,7 +24,8 @@ from typing import Any
 
 from distrogate.collation import guest as g
 from distrogate.collation.corpus import Corpus
-from distrogate.collation.diff import OrderDiff, diff_orders
+from distrogate.collation.diff import OrderDiff, diff_orders, show
+from distrogate.differential import DeltaStatus, judge
 from distrogate.errors import GuestError
 
 log = logging.getLogger(__name__)
@@ -27,7 +34,18 @@ ACTION = ("indexes on text in this locale must be rebuilt (REINDEX) before the n
           "data; until then lookups may miss rows and unique constraints may admit duplicates")
 MISSING_ACTION = ("databases created in this locale cannot be served by the new image: keep the "
                   "locale (install it) or migrate those databases first")
+STRCOLL_ACTION = ("PostgreSQL orders text with strcoll, while whatever sorts by strxfrm keys "
+                  "(sort(1), PostgreSQL's abbreviated keys) orders these pairs the other way: "
+                  "data sorted by one and searched with the other can miss rows; keep "
+                  "abbreviated keys off for libc collations (PostgreSQL's default) and report "
+                  "the pairs to glibc")
 ORDERS_DIR = f"{g.WORKDIR}/orders"
+#: strcoll_l verifies every adjacent pair of each order, except that of the pairs with a
+#: supplementary-plane character (glibc's strcoll takes ~20 us for one in iso14651_t1 locales,
+#: ~30x the rest) and of the pairs of two single ideographs or syllables (U+3400 on: the big
+#: uniform ranges, each string one character) only those whose first string's corpus index is
+#: a multiple of this are. 1: every pair; 0: none (``dgsort -s``).
+STRCOLL_STRIDE = 256
 
 
 @dataclass
@@ -38,9 +56,11 @@ class Survey:
     available: list[str]
     hashes: dict[str, dict[str, str]]
     results: dict[str, g.SortResult]
-    representative: dict[str, str]  # locale -> the locale whose sort stands for it
+    representative: dict[str, str]  # locale -> this machine's locale whose sort stands for it
     seconds: float
     sort_seconds: float
+    #: requested name (the baseline's spelling) -> this machine's own spelling of that locale
+    names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -68,11 +88,31 @@ class LocaleOutcome:
             out["codeset"] = self.baseline.codeset
         if self.candidate is not None:
             out["fingerprint_candidate"] = self.candidate.fingerprint
+        for side, result in (("baseline", self.baseline), ("candidate", self.candidate)):
+            if result is not None and result.ok:
+                out[f"strcoll_disagreements_{side}"] = result.disagreements
+                out[f"strcoll_pairs_checked_{side}"] = result.pairs_checked
         if self.status == "changed":
             out["action"] = ACTION
         elif self.status == "missing":
             out["action"] = MISSING_ACTION
         return out
+
+    @property
+    def name(self) -> str:
+        """The locale's name as policies and waivers spell it (``th_TH.UTF-8``)."""
+        return g.policy_name(self.locale)
+
+    def strcoll_status(self) -> DeltaStatus | None:
+        """How the candidate compares with the baseline on strxfrm/strcoll agreement: None when
+        neither image has a disagreement (or a side did not sort), else REGRESSION, FIXED or
+        ALSO_FAILS_ON_BASELINE."""
+        b, c = self.baseline, self.candidate
+        if b is None or c is None or not b.ok or not c.ok:
+            return None
+        if not b.disagreements and not c.disagreements:
+            return None
+        return judge(candidate_ok=not c.disagreements, baseline_ok=not b.disagreements)
 
     def headline(self) -> str:
         """One line: what happened to this locale."""
@@ -82,11 +122,26 @@ class LocaleOutcome:
             points = " ".join(f"U+{cp:04X}" for cp in d.code_points[:8])
             more = " ..." if len(d.code_points) > 8 else ""
             example = f"; e.g. {d.examples[0].describe()}" if d.examples else ""
-            return (f"{self.locale}: {len(d.moved)} of {d.compared} strings moved, "
+            return (f"{self.name}: {len(d.moved)} of {d.compared} strings moved, "
                     f"{len(d.code_points)} code points ({points}{more}) in {len(d.blocks)} "
                     f"blocks ({blocks}); ASCII {'AFFECTED' if d.ascii_affected else 'unaffected'}"
                     f"{example}")
-        return f"{self.locale}: {self.status}{': ' + self.detail if self.detail else ''}"
+        return f"{self.name}: {self.status}{': ' + self.detail if self.detail else ''}"
+
+    def strcoll_headline(self, corpus: Corpus) -> str:
+        """One line: where strcoll_l disagrees with the strxfrm order, on each image."""
+        parts = []
+        for side, result in (("candidate", self.candidate), ("baseline", self.baseline)):
+            if result is None or not result.ok:
+                continue
+            text = (f"{side} {result.disagreements} of {result.pairs_checked} adjacent pairs")
+            if result.disagreement_examples:
+                first, second = result.disagreement_examples[0]
+                if max(first, second) < len(corpus):
+                    text += (f" (e.g. {show(corpus.strings[first])} sorts before "
+                             f"{show(corpus.strings[second])} by strxfrm, after by strcoll)")
+            parts.append(text)
+        return f"{self.name}: strcoll_l disagrees with the strxfrm order: {'; '.join(parts)}"
 
 
 @dataclass
@@ -105,6 +160,11 @@ class Comparison:
         names = among if among is not None else self.locales
         return [self.outcomes[n] for n in names if self.outcomes[n].status == status]
 
+    def strcoll_findings(self, among: list[str] | None = None) -> list[LocaleOutcome]:
+        """Outcomes where strcoll_l disagrees with strxfrm on either image (``among`` only)."""
+        names = among if among is not None else self.locales
+        return [self.outcomes[n] for n in names if self.outcomes[n].strcoll_status() is not None]
+
     def files_changed(self) -> dict[str, list[str]]:
         """Selected locales whose data files differ between the images: locale -> categories."""
         return {n: o.files_changed for n, o in self.outcomes.items() if o.files_changed}
@@ -118,6 +178,7 @@ class Comparison:
             "missing": [o.locale for o in self.by_status("missing")],
             "errors": [o.locale for o in self.by_status("error")],
             "unchanged": [o.locale for o in self.by_status("unchanged")],
+            "strcoll": {o.locale: str(o.strcoll_status()) for o in self.strcoll_findings()},
             "seconds": round(self.seconds, 1),
             "baseline": {"machine": self.baseline.machine, "seconds": self.baseline.seconds,
                          "sort_seconds": self.baseline.sort_seconds,
@@ -132,14 +193,16 @@ class Comparison:
 
 def group_representatives(locales: list[str],
                           hashes: dict[str, dict[str, str]]) -> dict[str, str]:
-    """Map each locale to the first locale with byte-identical LC_COLLATE and LC_CTYPE.
+    """Map each locale to the first locale with byte-identical LC_COLLATE and LC_CTYPE data.
 
-    Locales without data files (C, POSIX: built into glibc) represent themselves.
+    ``hashes`` is keyed by normalized locale name (:func:`~distrogate.collation.guest.
+    locale_file_hashes`; the same in either layout). Locales without data (C, POSIX: built
+    into glibc) represent themselves.
     """
     first: dict[tuple[str, str], str] = {}
     out: dict[str, str] = {}
     for name in locales:
-        files = hashes.get(name, {})
+        files = hashes.get(g.normalize_locale(name), hashes.get(name, {}))
         key = (files.get("LC_COLLATE", ""), files.get("LC_CTYPE", ""))
         if not all(key):
             out[name] = name
@@ -154,47 +217,64 @@ def order_path(locale: str) -> str:
 
 
 def survey(machine: g.GuestLike, corpus: Corpus, locales: list[str] | None, *,
-           dedupe: bool = True, jobs: int = 2, timeout: float = 3600) -> Survey:
+           dedupe: bool = True, jobs: int = 2, timeout: float = 3600,
+           strcoll_stride: int = STRCOLL_STRIDE) -> Survey:
     """Sort ``corpus`` under ``locales`` (those the machine ships, if None) in ``machine``.
 
-    Locales the machine does not ship get status ``missing`` in the results.
+    ``locales`` may be spelled as another image or a policy spells them: each is matched with
+    this machine's own locale of the same normalized name. Results are keyed by the given
+    names; locales the machine does not ship get status ``missing``.
     """
     started = time.monotonic()
     corpus_path = g.install(machine, corpus)
     available = g.list_locales(machine)
     hashes = g.locale_file_hashes(machine)
     wanted = list(available) if locales is None else list(locales)
-    present = [n for n in wanted if n in set(available)]
+    names = own_names(wanted, available)
+    present = list(dict.fromkeys(names[n] for n in wanted if n in names))
     reps = group_representatives(present, hashes) if dedupe else {n: n for n in present}
     to_sort = sorted(set(reps.values()), key=present.index)
     machine.succeed(["sh", "-c", f"rm -rf {ORDERS_DIR} && mkdir -p {ORDERS_DIR}"], timeout=60)
     sort_started = time.monotonic()
     results = g.run_sorter(machine, corpus_path, to_sort,
                            orders={n: order_path(n) for n in to_sort}, jobs=jobs,
-                           timeout=timeout)
+                           timeout=timeout, strcoll_stride=strcoll_stride)
     sort_seconds = time.monotonic() - sort_started
     full: dict[str, g.SortResult] = {}
     for name in wanted:
-        if name not in reps:
+        if name not in names:
             full[name] = g.SortResult(name, "missing", "-", 0, 0, "-", 0.0)
         else:
-            rep = results[reps[name]]
-            full[name] = g.SortResult(name, rep.status, rep.codeset, rep.included, rep.ties,
-                                      rep.fingerprint, rep.seconds)
+            full[name] = results[reps[names[name]]].standing_for(name)
     log.info("%s: sorted %d strings under %d locales (%d distinct collations) in %.1fs",
              machine.name, len(corpus), len(present), len(to_sort), sort_seconds)
-    return Survey(machine.name, available, hashes, full, reps,
-                  time.monotonic() - started, sort_seconds)
+    return Survey(machine.name, available, hashes, full,
+                  {name: reps[own] for name, own in names.items()},
+                  time.monotonic() - started, sort_seconds, names)
+
+
+def own_names(wanted: list[str], available: list[str]) -> dict[str, str]:
+    """``{wanted name: the available name of the same normalized locale}`` for the wanted
+    names that are available (``C.UTF-8`` finds ``C.utf8``)."""
+    index = g.by_normalized(available)
+    out: dict[str, str] = {}
+    for name in wanted:
+        own = index.get(g.normalize_locale(name))
+        if own is not None:
+            out[name] = own
+    return out
 
 
 def compare_images(baseline: g.GuestLike, candidate: g.GuestLike, corpus: Corpus,
                    requested: list[str] | None = None, *, dedupe: bool = True, jobs: int = 2,
-                   timeout: float = 3600, parallel: bool = True) -> Comparison:
+                   timeout: float = 3600, parallel: bool = True,
+                   strcoll_stride: int = STRCOLL_STRIDE) -> Comparison:
     """Compare collation of ``baseline`` and ``candidate`` for ``requested`` locales.
 
     ``requested`` are policy names (``en_US.UTF-8``); None means every locale the baseline ships.
     Both images sort at once unless ``parallel`` is False (then each has the host to itself,
-    which is how per-image figures are benchmarked).
+    which is how per-image figures are benchmarked). ``strcoll_stride``: see
+    :data:`STRCOLL_STRIDE` (0 turns the strcoll verification off).
     Raises :class:`~distrogate.errors.InputError` for a name the baseline does not ship.
     """
     started = time.monotonic()
@@ -202,9 +282,9 @@ def compare_images(baseline: g.GuestLike, candidate: g.GuestLike, corpus: Corpus
     locales = g.select_locales(available, requested)
     with concurrent.futures.ThreadPoolExecutor(max_workers=2 if parallel else 1) as pool:
         base_f = pool.submit(survey, baseline, corpus, locales, dedupe=dedupe, jobs=jobs,
-                             timeout=timeout)
+                             timeout=timeout, strcoll_stride=strcoll_stride)
         cand_f = pool.submit(survey, candidate, corpus, locales, dedupe=dedupe, jobs=jobs,
-                             timeout=timeout)
+                             timeout=timeout, strcoll_stride=strcoll_stride)
         base, cand = base_f.result(), cand_f.result()
     outcomes = _outcomes(locales, base, cand)
     _diff_changed(outcomes, base, cand, baseline, candidate, corpus, timeout)
@@ -212,10 +292,12 @@ def compare_images(baseline: g.GuestLike, candidate: g.GuestLike, corpus: Corpus
 
 
 def _outcomes(locales: list[str], base: Survey, cand: Survey) -> dict[str, LocaleOutcome]:
+    """Each locale's outcome from the two surveys (data hashes by normalized name)."""
     outcomes: dict[str, LocaleOutcome] = {}
     for name in locales:
         b, c = base.results[name], cand.results[name]
-        bf, cf = base.hashes.get(name, {}), cand.hashes.get(name, {})
+        norm = g.normalize_locale(name)
+        bf, cf = base.hashes.get(norm, {}), cand.hashes.get(norm, {})
         files = sorted(k for k in set(bf) | set(cf) if bf.get(k) != cf.get(k))
         if c.status == "missing":
             outcome = LocaleOutcome(name, "missing", "the baseline ships this locale, the "

@@ -4,20 +4,33 @@
  * versions) and shipped into each guest, so that every image sorts with its own
  * libc and its own locale data.
  *
- * usage: dgsort [-j JOBS] [-O LOCALE:PATH]... CORPUS LOCALE...
+ * usage: dgsort [-j JOBS] [-s STRIDE] [-O LOCALE:PATH]... CORPUS LOCALE...
  *   CORPUS   NUL-terminated UTF-8 strings ("-" reads standard input)
  *   LOCALE   locale names as `locale -a` prints them
  *   -j JOBS  worker processes (locales are shared among them)
  *   -O L:P   also write the order for locale L to file P: the sorted string
  *            indices as little-endian uint32 (strings the locale's charset
  *            cannot encode are left out)
+ *   -s STRIDE  which adjacent pairs of the order strcoll_l verifies. Sampled pairs
+ *            -- those with a supplementary-plane character (glibc's strcoll takes
+ *            up to ~25 us for one) and those of two single characters from U+3400
+ *            on (the big ranges of ideographs and syllables, compared at one
+ *            position) -- only when the first string's corpus index is a multiple
+ *            of STRIDE; every other pair always. 1 (default): every pair; 0: none.
  *
  * Output, one line per locale, in argument order:
  *   LOCALE \t STATUS \t CODESET \t INCLUDED \t TIES \t FINGERPRINT \t SECONDS
+ *          \t CHECKED \t DISAGREEMENTS \t STRCOLL_SECONDS \t EXAMPLES
  * STATUS is "ok", "missing" (newlocale failed) or "error:<what>".
  * FINGERPRINT is two FNV-1a 64-bit hashes of the sorted index sequence.
  * Order: strxfrm key (strcmp), then the bytes of the string (as PostgreSQL
  * breaks ties of deterministic collations), so the order is total.
+ * Verification: each adjacent pair (a, b) of that order that -s selects is compared
+ * again the way PostgreSQL compares (strcoll_l, ties broken by strcmp); a pair that
+ * this comparison puts the other way round is a disagreement between strxfrm and
+ * strcoll. CHECKED counts the pairs verified (strcoll calls, STRCOLL_SECONDS),
+ * DISAGREEMENTS the pairs it reverses; EXAMPLES lists the first few as "I,J" corpus
+ * indices joined by ";" ("-" if none). SECONDS is the sort alone.
  */
 #include <errno.h>
 #include <iconv.h>
@@ -33,7 +46,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#define LINE_MAX_OUT 512
+#define LINE_MAX_OUT 1024
+#define MAX_DISAGREE_EXAMPLES 8
+#define USAGE "usage: dgsort [-j JOBS] [-s STRIDE] [-O LOCALE:PATH]... CORPUS LOCALE...\n"
 
 #if defined(DGSORT_OWN_START) && defined(__x86_64__)
 /* Our own entry point, bound to the oldest __libc_start_main, so the binary also runs on
@@ -69,6 +84,7 @@ static char *corpus;
 static size_t corpus_len;
 static const char **strings;
 static size_t nstrings;
+static unsigned long strcoll_stride = 1;
 
 static double now(void) {
     struct timeval tv;
@@ -168,11 +184,62 @@ static size_t arena_reserve(struct arena *a, size_t n) {
     return a->len;
 }
 
+/* Whether a UTF-8 string has a supplementary-plane character (a four-byte sequence). */
+static int supplementary(const char *utf8) {
+    for (; *utf8; utf8++)
+        if ((unsigned char)*utf8 >= 0xF0)
+            return 1;
+    return 0;
+}
+
+/* Whether a UTF-8 string is exactly one character of the BMP from U+3400 on (CJK ideographs,
+ * Yi and Hangul syllables, ...): three bytes, the first at least 0xE3, and U+3400 or more. */
+static int single_ideograph(const char *utf8) {
+    const unsigned char *u = (const unsigned char *)utf8;
+    if (u[0] < 0xE3 || u[0] > 0xEF || (u[1] & 0xC0) != 0x80 || (u[2] & 0xC0) != 0x80 || u[3])
+        return 0;
+    unsigned cp = ((u[0] & 0x0Fu) << 12) | ((u[1] & 0x3Fu) << 6) | (u[2] & 0x3Fu);
+    return cp >= 0x3400;
+}
+
+/* Whether strcoll verifies only every strcoll_stride-th pair like (a, b): see -s. */
+static int sampled_pair(const char *a, const char *b) {
+    return supplementary(a) || supplementary(b) || (single_ideograph(a) && single_ideograph(b));
+}
+
+/* Compare the adjacent pairs of the sorted items that -s selects as PostgreSQL does (strcoll_l,
+ * then strcmp for ties); count the pairs it puts the other way round and list the first few in
+ * examples ("I,J;..." corpus indices, or "-"); *checked counts the pairs compared. */
+static size_t check_strcoll(const struct item *items, size_t n, locale_t loc, char *examples,
+                            size_t room, size_t *checked) {
+    size_t count = 0, used = 0;
+    examples[0] = '\0';
+    *checked = 0;
+    for (size_t j = 1; j < n && strcoll_stride; j++) {
+        if (strcoll_stride > 1 && items[j - 1].index % strcoll_stride &&
+            sampled_pair(strings[items[j - 1].index], strings[items[j].index]))
+            continue;
+        ++*checked;
+        int c = strcoll_l(items[j - 1].text, items[j].text, loc);
+        if (c == 0)
+            c = strcmp(items[j - 1].text, items[j].text);
+        if (c <= 0)
+            continue;
+        if (count < MAX_DISAGREE_EXAMPLES && used + 32 < room)
+            used += (size_t)snprintf(examples + used, room - used, "%s%u,%u", count ? ";" : "",
+                                     items[j - 1].index, items[j].index);
+        count++;
+    }
+    if (!count)
+        snprintf(examples, room, "-");
+    return count;
+}
+
 static void sort_locale(const char *name, const char *order_path, char *out) {
     double t0 = now();
     locale_t loc = newlocale(LC_COLLATE_MASK | LC_CTYPE_MASK, name, (locale_t)0);
     if (!loc) {
-        snprintf(out, LINE_MAX_OUT, "%s\tmissing\t-\t0\t0\t-\t0\n", name);
+        snprintf(out, LINE_MAX_OUT, "%s\tmissing\t-\t0\t0\t-\t0\t0\t0\t0\t-\n", name);
         return;
     }
     const char *codeset = nl_langinfo_l(CODESET, loc);
@@ -183,7 +250,8 @@ static void sort_locale(const char *name, const char *order_path, char *out) {
     if (!utf8) {
         cd = iconv_open(cs, "UTF-8");
         if (cd == (iconv_t)-1) {
-            snprintf(out, LINE_MAX_OUT, "%s\terror:iconv-%s\t%s\t0\t0\t-\t0\n", name, cs, cs);
+            snprintf(out, LINE_MAX_OUT, "%s\terror:iconv-%s\t%s\t0\t0\t-\t0\t0\t0\t0\t-\n", name,
+                     cs, cs);
             freelocale(loc);
             return;
         }
@@ -251,7 +319,8 @@ static void sort_locale(const char *name, const char *order_path, char *out) {
     if (order_path) {
         FILE *f = fopen(order_path, "wb");
         if (!f) {
-            snprintf(out, LINE_MAX_OUT, "%s\terror:open-order\t%s\t0\t0\t-\t0\n", name, cs);
+            snprintf(out, LINE_MAX_OUT, "%s\terror:open-order\t%s\t0\t0\t-\t0\t0\t0\t0\t-\n",
+                     name, cs);
             goto done;
         }
         for (size_t j = 0; j < n; j++) {
@@ -260,12 +329,20 @@ static void sort_locale(const char *name, const char *order_path, char *out) {
             fwrite(b, 1, 4, f);
         }
         if (fclose(f) != 0) {
-            snprintf(out, LINE_MAX_OUT, "%s\terror:write-order\t%s\t0\t0\t-\t0\n", name, cs);
+            snprintf(out, LINE_MAX_OUT, "%s\terror:write-order\t%s\t0\t0\t-\t0\t0\t0\t0\t-\n",
+                     name, cs);
             goto done;
         }
     }
-    snprintf(out, LINE_MAX_OUT, "%s\tok\t%s\t%zu\t%zu\t%016llx%016llx\t%.4f\n", name, cs, n,
-             ties, (unsigned long long)h1, (unsigned long long)h2, now() - t0);
+    double sorted_at = now();
+    char examples[LINE_MAX_OUT / 2];
+    size_t checked;
+    size_t disagree = check_strcoll(items, n, loc, examples, sizeof examples, &checked);
+    double t1 = now();
+    snprintf(out, LINE_MAX_OUT,
+             "%s\tok\t%s\t%zu\t%zu\t%016llx%016llx\t%.4f\t%zu\t%zu\t%.4f\t%s\n", name, cs, n,
+             ties, (unsigned long long)h1, (unsigned long long)h2, sorted_at - t0, checked,
+             disagree, t1 - sorted_at, examples);
 done:
     free(items);
     free(idx);
@@ -283,11 +360,13 @@ int main(int argc, char **argv) {
     const char **order_locale = xmalloc((size_t)argc * sizeof(char *));
     const char **order_path = xmalloc((size_t)argc * sizeof(char *));
     int norders = 0, opt;
-    while ((opt = getopt(argc, argv, "j:O:")) != -1) {
+    while ((opt = getopt(argc, argv, "j:s:O:")) != -1) {
         if (opt == 'j') {
             jobs = atoi(optarg);
             if (jobs < 1 || jobs > 64)
                 jobs = 1;
+        } else if (opt == 's') {
+            strcoll_stride = strtoul(optarg, NULL, 10);
         } else if (opt == 'O') {
             char *colon = strrchr(optarg, ':');
             if (!colon) {
@@ -298,12 +377,12 @@ int main(int argc, char **argv) {
             order_locale[norders] = optarg;
             order_path[norders++] = colon + 1;
         } else {
-            fprintf(stderr, "usage: dgsort [-j JOBS] [-O LOCALE:PATH]... CORPUS LOCALE...\n");
+            fputs(USAGE, stderr);
             return 2;
         }
     }
     if (argc - optind < 1) {
-        fprintf(stderr, "usage: dgsort [-j JOBS] [-O LOCALE:PATH]... CORPUS LOCALE...\n");
+        fputs(USAGE, stderr);
         return 2;
     }
     read_corpus(argv[optind]);
@@ -353,7 +432,7 @@ int main(int argc, char **argv) {
         if (*line)
             fputs(line, stdout);
         else
-            printf("%s\terror:worker\t-\t0\t0\t-\t0\n", names[i]);
+            printf("%s\terror:worker\t-\t0\t0\t-\t0\t0\t0\t0\t-\n", names[i]);
     }
     return failed ? 4 : 0;
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import posixpath
 import re
@@ -11,6 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Protocol
 
+from distrogate.collation.archive import archive_hashes
 from distrogate.collation.corpus import Corpus
 from distrogate.collation.sorter import build_sorter
 from distrogate.errors import GuestError, InputError
@@ -22,10 +24,26 @@ WORKDIR = "/var/tmp/distrogate-collation"
 SORTER = f"{WORKDIR}/dgsort"
 WRITE_CHUNK = 96 << 10
 LOCALE_DIR = "/usr/lib/locale"
+ARCHIVE_NAME = "locale-archive"
+#: Fedora's glibc-all-langpacks archive is ~220 MiB; refuse what cannot be a locale archive.
+MAX_ARCHIVE_BYTES = 1 << 30
 #: Locale data files compared between images (LC_MESSAGES is a directory: its SYS_LC_MESSAGES).
 CATEGORIES = ("LC_COLLATE", "LC_CTYPE", "LC_ADDRESS", "LC_IDENTIFICATION", "LC_MEASUREMENT",
               "LC_MONETARY", "LC_NAME", "LC_NUMERIC", "LC_PAPER", "LC_TELEPHONE", "LC_TIME",
               "LC_MESSAGES")
+
+
+class Reader(Protocol):
+    """The guest verbs that reading locale data needs (a :class:`GuestLike` has them)."""
+
+    name: str
+
+    def succeed(self, command: str | list[str], *, timeout: float = 120,
+                stdin: bytes | None = None, env: dict[str, str] | None = None) -> str:
+        """Run a command, require exit 0, return stdout."""
+
+    def read_file(self, guest_path: str, *, timeout: float = 300) -> bytes:
+        """Read a file from the guest."""
 
 
 class GuestLike(Protocol):
@@ -60,18 +78,38 @@ class SortResult:
     ties: int  # adjacent strings with equal collation keys (broken by bytes)
     fingerprint: str
     seconds: float
+    #: adjacent pairs of the strxfrm order verified with strcoll_l (PostgreSQL's comparison)
+    pairs_checked: int = 0
+    #: of those, the pairs strcoll_l puts the other way round
+    disagreements: int = 0
+    strcoll_seconds: float = 0.0
+    #: the first few such pairs, as corpus indices (first, second in the strxfrm order)
+    disagreement_examples: tuple[tuple[int, int], ...] = ()
 
     @property
     def ok(self) -> bool:
         """Whether the locale loaded and sorted."""
         return self.status == "ok"
 
+    def standing_for(self, locale: str) -> SortResult:
+        """This result under another locale's name (a locale of the same collation group)."""
+        return dataclasses.replace(self, locale=locale)
+
+
+def normalize_codeset(codeset: str) -> str:
+    """glibc's ``_nl_normalize_codeset``: ASCII letters lowercased, digits kept, everything
+    else dropped; an all-digit result gets ``iso`` in front (``ISO-8859-1`` -> ``iso88591``,
+    ``UTF-8`` -> ``utf8``, ``8859-1`` -> ``iso88591``)."""
+    norm = "".join(ch.lower() for ch in codeset if ch.isascii() and ch.isalnum())
+    return "iso" + norm if norm.isdigit() else norm
+
 
 def normalize_locale(name: str) -> str:
     """Normalize a locale name the way glibc does: ``en_US.UTF-8`` -> ``en_US.utf8``.
 
-    The codeset is lowercased with everything but letters and digits removed (an all-digit
-    codeset gets ``iso`` in front); language, territory and modifier are kept as they are.
+    The codeset is normalized by :func:`normalize_codeset`; language, territory and modifier
+    are kept as they are. So ``C.UTF-8`` (bullseye's ``locale -a``) and ``C.utf8`` (bookworm's)
+    are one locale.
     """
     match = re.fullmatch(r"([^.@]+)(?:\.([^@]*))?(?:@(.*))?", name.strip())
     if not match or not name.strip():
@@ -79,10 +117,29 @@ def normalize_locale(name: str) -> str:
     base, codeset, modifier = match.groups()
     out = base
     if codeset is not None:
-        norm = "".join(ch for ch in codeset.lower() if ch.isalnum())
-        out += "." + ("iso" + norm if norm.isdigit() else norm)
+        out += "." + normalize_codeset(codeset)
     if modifier is not None:
         out += "@" + modifier
+    return out
+
+
+def policy_name(name: str) -> str:
+    """A locale's name as policies and waivers spell it: the normalized name with a UTF-8
+    codeset written ``UTF-8`` (``th_TH.utf8`` -> ``th_TH.UTF-8``, ``C.utf8`` -> ``C.UTF-8``);
+    other codesets keep their normalized spelling (``de_DE.iso88591``, ``de_DE``)."""
+    norm = normalize_locale(name)
+    base, dot, rest = norm.partition(".")
+    if not dot:
+        return norm
+    codeset, at, modifier = rest.partition("@")
+    return f"{base}.{'UTF-8' if codeset == 'utf8' else codeset}{at}{modifier}"
+
+
+def by_normalized(names: list[str]) -> dict[str, str]:
+    """``{normalized name: name}`` for ``names`` (the first spelling wins)."""
+    out: dict[str, str] = {}
+    for name in names:
+        out.setdefault(normalize_locale(name), name)
     return out
 
 
@@ -100,7 +157,7 @@ def select_locales(available: list[str], requested: list[str] | None,
     """
     if requested is None:
         return list(available)
-    index = {normalize_locale(a): a for a in available}
+    index = by_normalized(available)
     chosen: list[str] = []
     unknown: list[str] = []
     for name in requested:
@@ -155,29 +212,49 @@ def write_chunked(machine: GuestLike, guest_path: str, data: bytes, *,
 
 
 def parse_results(text: str) -> list[SortResult]:
-    """Parse the sorter's output lines."""
+    """Parse the sorter's output lines (eleven tab-separated fields, see ``dgsort.c``)."""
     out = []
     for line in text.splitlines():
         if not line.strip():
             continue
         parts = line.split("\t")
-        if len(parts) != 7:
+        if len(parts) != 11:
             raise GuestError(f"collation: unexpected sorter output line {line!r}")
-        out.append(SortResult(parts[0], parts[1], parts[2], int(parts[3]), int(parts[4]),
-                              parts[5], float(parts[6])))
+        try:
+            out.append(SortResult(parts[0], parts[1], parts[2], int(parts[3]), int(parts[4]),
+                                  parts[5], float(parts[6]), int(parts[7]), int(parts[8]),
+                                  float(parts[9]), parse_pairs(parts[10])))
+        except ValueError as exc:
+            raise GuestError(f"collation: bad sorter output line {line!r}: {exc}") from None
     return out
+
+
+def parse_pairs(text: str) -> tuple[tuple[int, int], ...]:
+    """The sorter's EXAMPLES field: ``I,J;I,J`` corpus index pairs, or ``-`` for none."""
+    if text in ("-", ""):
+        return ()
+    pairs = []
+    for chunk in text.split(";"):
+        first, sep, second = chunk.partition(",")
+        if not sep:
+            raise ValueError(f"pair {chunk!r} is not I,J")
+        pairs.append((int(first), int(second)))
+    return tuple(pairs)
 
 
 def run_sorter(machine: GuestLike, corpus_path: str, locales: list[str], *,
                orders: dict[str, str] | None = None, jobs: int = 2,
-               timeout: float = 1800) -> dict[str, SortResult]:
+               timeout: float = 1800, strcoll_stride: int = 1) -> dict[str, SortResult]:
     """Sort the corpus under each of ``locales`` in the guest; fingerprints by locale.
 
     ``orders`` maps locale -> guest path where the sorter also writes that locale's order.
+    ``strcoll_stride``: which adjacent pairs strcoll_l verifies (``dgsort -s``: 1 every pair;
+    N > 1 every N-th of the pairs with a supplementary-plane character or of two single
+    ideographs, every other pair always; 0 none).
     """
     if not locales:
         return {}
-    argv = [SORTER, "-j", str(jobs)]
+    argv = [SORTER, "-j", str(jobs), "-s", str(strcoll_stride)]
     for loc, path in (orders or {}).items():
         argv += ["-O", f"{loc}:{path}"]
     argv += [corpus_path, *locales]
@@ -200,17 +277,53 @@ def fetch_order(machine: GuestLike, path: str, *, timeout: float = 600) -> list[
     return list(struct.unpack(f"<{len(data) // 4}I", data))
 
 
-def locale_file_hashes(machine: GuestLike, *, timeout: float = 600) -> dict[str, dict[str, str]]:
-    """SHA-256 of each locale's data files: ``{locale dir: {category: sha256}}``.
+def locale_file_hashes(machine: Reader, *, timeout: float = 600,
+                       locale_dir: str = LOCALE_DIR) -> dict[str, dict[str, str]]:
+    """SHA-256 of each locale's category data: ``{normalized locale: {category: sha256}}``.
 
-    locales-all shares identical files between locales through symbolic links: only real files
-    are hashed in the guest and links are resolved here.
+    Both layouts are read and hashed alike (SHA-256 of the category's bytes): per-locale folders
+    (locales-all shares identical files through symbolic links: only real files are hashed in
+    the guest, links are resolved here) and ``locale-archive`` (fetched and parsed on the host,
+    see :mod:`distrogate.collation.archive`). As glibc does, the archive wins over a folder of
+    the same (normalized) name. ``locale_dir``: where the image keeps compiled locales.
     """
-    script = (f"cd {LOCALE_DIR} && "
+    script = (f"cd {shlex.quote(locale_dir)} && "
+              f"{{ stat -L -c 'A %s' {ARCHIVE_NAME} 2>/dev/null || true; }} && "
               "find . -mindepth 2 -maxdepth 3 -type l -printf 'L %p\\t%l\\n' && "
               "find . -mindepth 2 -maxdepth 3 -type f -print0 | xargs -0 -r sha256sum")
     text = machine.succeed(["sh", "-c", script], timeout=timeout)
-    return parse_file_hashes(text)
+    out = {normalize_locale(name): files for name, files in parse_file_hashes(text).items()
+           if _is_locale_name(name)}
+    size = archive_size(text)
+    if size is not None:
+        if size > MAX_ARCHIVE_BYTES:
+            raise GuestError(f"{machine.name}: {locale_dir}/{ARCHIVE_NAME} has {size} bytes, "
+                             f"more than the {MAX_ARCHIVE_BYTES} this harness reads")
+        data = machine.read_file(f"{locale_dir}/{ARCHIVE_NAME}", timeout=timeout)
+        archived = archive_hashes(data)
+        log.info("%s: %s holds %d locales (%d bytes)", machine.name, ARCHIVE_NAME,
+                 len(archived), len(data))
+        out.update({normalize_locale(name): files for name, files in archived.items()
+                    if _is_locale_name(name)})
+    return out
+
+
+def archive_size(text: str) -> int | None:
+    """The archive's size from :func:`locale_file_hashes`' guest output (``A <bytes>``), or
+    None when the guest has no archive."""
+    for line in text.splitlines():
+        if line.startswith("A "):
+            return int(line[2:])
+    return None
+
+
+def _is_locale_name(name: str) -> bool:
+    """Whether ``name`` parses as a locale name (not a stray folder)."""
+    try:
+        normalize_locale(name)
+    except InputError:
+        return False
+    return True
 
 
 def parse_file_hashes(text: str) -> dict[str, dict[str, str]]:
@@ -219,6 +332,8 @@ def parse_file_hashes(text: str) -> dict[str, dict[str, str]]:
     files: dict[str, str] = {}
     links: dict[str, str] = {}
     for line in text.splitlines():
+        if line.startswith("A "):
+            continue  # the archive's size (see archive_size)
         if line.startswith("L "):
             path, _, target = line[2:].partition("\t")
             links[posixpath.normpath(path)] = posixpath.normpath(
