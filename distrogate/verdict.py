@@ -260,7 +260,8 @@ def _judge(nodeid: str, records: list[TestRecord], policy: Policy, today: date,
     by_item = policy.live_item_waivers(nodeid, today)
     waived = [i for i in failing if item_key(i.id) in by_item]
     left = [i for i in failing if item_key(i.id) not in by_item]
-    named = tuple(f"{i.id}: {i.title}" if i.title else i.id for i in left)
+    named = tuple(i.title if i.title.startswith(i.id) else f"{i.id}: {i.title}" if i.title
+                  else i.id for i in left)
     if failing and not left:
         patterns = sorted({by_item[item_key(i.id)].pattern for i in waived})
         return replace(base, effective=Effective.WAIVED, waiver=", ".join(patterns),

@@ -290,31 +290,37 @@ class NoGuestAgent(InputError):
 
 
 def boot_judged(lab_run: LabRun, image: ImageArtifact, *, control: ImageArtifact,
-                role: str = "candidate", control_booted: bool = False,
-                **options: object) -> Machine:
+                role: str = "candidate", **options: object) -> Machine:
     """Boot the candidate ``image``; if it does not come up, find out whose fault that is.
 
-    The ``control`` (the baseline) is booted on the same lab with the same options (unless
-    ``control_booted`` says it already came up in this run): if it boots, the candidate's
-    failure is a regression (:class:`CandidateDoesNotBoot`, the test *fails*); if it does not
-    either, the lab is at fault (:class:`LabError`, the test *errors*).
+    The ``control`` (the baseline) is booted on the same lab with the same options: if it does
+    not boot either, the lab is at fault (:class:`LabError`, the test *errors*). If it boots,
+    the candidate gets a second boot, because an emulated guest can crash under a loaded host
+    (TCG): only a candidate that fails both times, with the baseline booting between, is a
+    regression (:class:`CandidateDoesNotBoot`, the test *fails*). An image without the guest
+    agent (known from its manifest) fails at once.
     """
     try:
         return lab_run.boot(image, role=role, **options)  # type: ignore[arg-type]
     except (BootFailure, NoGuestAgent) as exc:
-        failure = exc
+        first = exc
     log.warning("%s did not boot (%s); booting the baseline on the same lab to judge it",
-                image.name, failure)
-    if not control_booted:
-        try:
-            machine = lab_run.boot(control, role="control", **options)  # type: ignore[arg-type]
-        except (BootFailure, NoGuestAgent) as exc:
-            raise LabError(f"neither image boots on this lab: candidate: {failure}; "
-                           f"baseline: {exc}") from None
-        lab_run.destroy(machine)
-    raise CandidateDoesNotBoot(
-        f"the candidate image does not boot while the baseline does on the same lab: "
-        f"{failure}") from None
+                image.name, first)
+    try:
+        machine = lab_run.boot(control, role="control", **options)  # type: ignore[arg-type]
+    except (BootFailure, NoGuestAgent) as exc:
+        raise LabError(f"neither image boots on this lab: candidate: {first}; "
+                       f"baseline: {exc}") from None
+    lab_run.destroy(machine)
+    if isinstance(first, NoGuestAgent):
+        raise CandidateDoesNotBoot(f"the candidate has no guest agent while the baseline boots "
+                                   f"on the same lab: {first}") from None
+    try:
+        return lab_run.boot(image, role=role, **options)  # type: ignore[arg-type]
+    except BootFailure as exc:
+        raise CandidateDoesNotBoot(
+            f"the candidate image does not boot while the baseline does on the same lab "
+            f"(twice, the baseline booting between): {exc}; first: {first}") from None
 
 
 def _keep_console(vm: VM) -> Path | None:

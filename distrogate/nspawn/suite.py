@@ -80,14 +80,13 @@ def run_on_image(lab_run: LabRun, image: ImageArtifact, tree: ContainerArtifact,
                  control: ImageArtifact | None = None) -> ImageRun:
     """Boot ``image`` with the tree disk, install the container, run the checks, remove the VM.
 
-    With ``control`` (the baseline, which already booted the same way), a candidate that does
-    not boot is a regression rather than a lab problem."""
+    With ``control`` (the baseline), a candidate that does not boot is judged on the same lab
+    (:func:`~distrogate.lab.run.boot_judged`)."""
     started = time.monotonic()
     with step("nspawn checks on %s (%s)", role, image.name):
         disks = [tree_disk(tree)]
-        machine = (boot_judged(lab_run, image, control=control, role=role, control_booted=True,
-                               extra_disks=disks) if control is not None
-                   else lab_run.boot(image, role=role, extra_disks=disks))
+        machine = (lab_run.boot(image, role=role, extra_disks=disks) if control is None
+                   else boot_judged(lab_run, image, control=control, role=role, extra_disks=disks))
         try:
             booted = time.monotonic()
             installed = install(machine, tree)
