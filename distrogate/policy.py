@@ -71,6 +71,12 @@ def item_key(item: str) -> str:
     return normalize(item)
 
 
+def item_subject(item: str) -> str:
+    """The key of what an item is about: ``strcoll:th_TH.UTF-8`` (a finding of one kind about
+    a locale) is about ``th_TH.utf8``, so a waiver naming the locale covers it too."""
+    return item_key(item.rsplit(":", 1)[-1])
+
+
 def pattern_matches(pattern: str, name: str) -> bool:
     """Whether ``pattern`` names ``name``: exactly when it has no ``*`` or ``?``, otherwise as a
     glob in which ``[`` and ``]`` are plain characters (test ids carry brackets)."""
@@ -122,8 +128,8 @@ class Waiver:
             return False
         if not self.items:
             return True
-        failing = {item_key(i) for i in failing_items}
-        return bool(failing) and failing <= {item_key(i) for i in self.items}
+        failing = {item_subject(i) for i in failing_items}
+        return bool(failing) and failing <= {item_subject(i) for i in self.items}
 
     def is_live(self, today: date) -> bool:
         """A waiver is live up to and including its expiry date."""
@@ -159,13 +165,13 @@ class Policy:
         return None
 
     def live_item_waivers(self, nodeid: str, today: date) -> dict[str, Waiver]:
-        """Item key (see :func:`item_key`) → the first live waiver naming that item of
+        """Item subject (see :func:`item_subject`) → the first live waiver naming that item of
         ``nodeid``."""
         found: dict[str, Waiver] = {}
         for waiver in self.waivers:
             if waiver.is_live(today) and waiver.items and waiver.matches(nodeid):
                 for item in waiver.items:
-                    found.setdefault(item_key(item), waiver)
+                    found.setdefault(item_subject(item), waiver)
         return found
 
     def is_absolute(self, suite: str) -> bool:

@@ -46,7 +46,7 @@ from typing import Any
 
 from distrogate.differential import DeltaStatus
 from distrogate.fsutil import atomic_write_json
-from distrogate.policy import Mode, Policy, Waiver, item_key
+from distrogate.policy import Mode, Policy, Waiver, item_subject
 from distrogate.results import Outcome, Results, TestRecord, headline, missing_records, worst
 
 log = logging.getLogger(__name__)
@@ -258,12 +258,12 @@ def _judge(nodeid: str, records: list[TestRecord], policy: Policy, today: date,
     if waiver is not None:
         return replace(base, effective=Effective.WAIVED, waiver=waiver.pattern)
     by_item = policy.live_item_waivers(nodeid, today)
-    waived = [i for i in failing if item_key(i.id) in by_item]
-    left = [i for i in failing if item_key(i.id) not in by_item]
+    waived = [i for i in failing if item_subject(i.id) in by_item]
+    left = [i for i in failing if item_subject(i.id) not in by_item]
     named = tuple(i.title if i.title.startswith(i.id) else f"{i.id}: {i.title}" if i.title
                   else i.id for i in left)
     if failing and not left:
-        patterns = sorted({by_item[item_key(i.id)].pattern for i in waived})
+        patterns = sorted({by_item[item_subject(i.id)].pattern for i in waived})
         return replace(base, effective=Effective.WAIVED, waiver=", ".join(patterns),
                        waived_items=tuple(i.id for i in waived))
     return replace(base, regressions=named, waived_items=tuple(i.id for i in waived))
@@ -370,11 +370,11 @@ def _waiver_uses(
             continue
         matched = [t for t in tests if waiver.matches(t.nodeid)]
         if waiver.items:
-            keys = {item_key(i) for i in waiver.items}
+            keys = {item_subject(i) for i in waiver.items}
             covered = tuple(t.nodeid for t in matched
-                            if keys & {item_key(i) for i in t.waived_items})
+                            if keys & {item_subject(i) for i in t.waived_items})
             items = tuple(i for i in waiver.items
-                          if any(item_key(i) == item_key(w) for t in matched
+                          if any(item_subject(i) == item_subject(w) for t in matched
                                  for w in t.waived_items))
         else:
             covered = tuple(t.nodeid for t in matched if t.waiver == waiver.pattern)

@@ -142,3 +142,34 @@ def test_an_impossible_waiver_date_is_exit_3_within_2_s(cli: Cli, tmp_path: Path
     assert str(policy) in line and "waivers[0].expires" in line and "2026-02-30" in line
     assert "Traceback" not in result.stderr
     assert elapsed < 2.0, elapsed
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_waiver_naming_one_locale_leaves_another_changed_locale_rejecting(
+        cli: Cli, tmp_path: Path) -> None:
+    # both locales sort differently under trixie's glibc 2.41 than under bookworm's 2.36
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "suites:\n  collation: {locales: [th_TH.UTF-8, lv_LV.UTF-8], blocking_locales: all,"
+        " hypothesis_examples: 0}\n"
+        "waivers:\n"
+        "  - pattern: 'suites/test_collation.py::test_locale_order[blocking]'\n"
+        "    items: [th_TH.utf8]\n"  # glibc's own spelling of the codeset names the same locale
+        "    reason: 'REINDEX of the Thai databases is planned'\n"
+        "    tracker: 'https://tracker.invalid/DG-8'\n"
+        "    expires: 2099-12-31\n")
+    result, verdict = _gate(cli, tmp_path, "--suite", "collation", "--policy", str(policy))
+    assert result.returncode == 1, result.stdout[-3000:]
+    tests = {t["nodeid"]: t for t in verdict["tests"]}  # type: ignore[attr-defined]
+    order = tests["suites/test_collation.py::test_locale_order[blocking]"]
+    assert order["effective"] == "failed"
+    assert [r.split(":")[0] for r in order["regressions"]] == ["lv_LV.UTF-8"], order
+    assert "REINDEX" in order["regressions"][0]
+    # the locale's own items: its order, and strcoll disagreeing with strxfrm in it
+    assert order["waived_items"] == ["th_TH.UTF-8", "strcoll:th_TH.UTF-8"]
+    [applied] = verdict["waivers_applied"]  # type: ignore[misc]
+    assert applied["items"] == ["th_TH.utf8"] and applied["tracker"].endswith("DG-8")
+    reasons = _reasons(verdict)
+    assert "lv_LV.UTF-8" in reasons and "2 waived: th_TH.UTF-8, strcoll:th_TH.UTF-8" in reasons
+    cli.assert_nothing_left()

@@ -105,6 +105,7 @@ def test_a_failure_the_promoted_image_shares_promotes_with_a_note() -> None:
 
 def test_a_waiver_naming_one_locale_leaves_another_changed_locale_rejecting() -> None:
     items = [Item("th_TH.UTF-8", DeltaStatus.REGRESSION, "moved; REINDEX"),
+             Item("strcoll:th_TH.UTF-8", DeltaStatus.REGRESSION, "strcoll disagrees"),
              Item("de_DE.UTF-8", DeltaStatus.REGRESSION, "moved; REINDEX")]
     policy = parse_policy(_waiving(f'pattern: "{COLLATION}", items: [th_TH.UTF-8]'), "p.yaml")
     res = results(record(COLLATION, Outcome.FAILED, items=items))
@@ -112,7 +113,7 @@ def test_a_waiver_naming_one_locale_leaves_another_changed_locale_rejecting() ->
     assert verdict.decision is Decision.REJECT
     [test] = verdict.tests
     assert test.regressions == ("de_DE.UTF-8: moved; REINDEX",)
-    assert test.waived_items == ("th_TH.UTF-8",)
+    assert test.waived_items == ("th_TH.UTF-8", "strcoll:th_TH.UTF-8")  # the locale's items
     assert "de_DE.UTF-8" in verdict.reasons[0] and "th_TH.UTF-8 waived" not in verdict.reasons[0]
     both = parse_policy(_waiving(f'pattern: "{COLLATION}", items: [th_TH.utf8, de_DE.UTF-8]'),
                         "p.yaml")  # a locale's codeset as glibc normalizes it: one item
