@@ -290,10 +290,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_gate_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                        lab_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    try:
-        from distrogate import gatecli
-    except ImportError:
-        return
+    from distrogate import gatecli
+
     gatecli.add_commands(sub, lab_options)
 
 

@@ -124,14 +124,6 @@ class Lab:
             return None
 
     @classmethod
-    def attach(cls, directory: Path) -> Lab:
-        """The running lab in ``directory``; an error if there is none."""
-        lab = cls.load(directory)
-        if lab is None or not lab.alive():
-            raise LabError(f"{directory}: no running lab there (start one with `distrogate lab up`)")
-        return lab
-
-    @classmethod
     def ensure(cls, directory: Path | None = None, uri: str | None = None) -> Lab:
         """The lab a run should use: ``uri``; else ``directory`` (started if need be); else the
         default lab if it is up; else a new private lab owned by this process."""

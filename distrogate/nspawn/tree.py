@@ -158,11 +158,6 @@ class ContainerArtifact:
         return self.spec.machine
 
     @property
-    def pg_version(self) -> str:
-        """The PostgreSQL major version in the tree (e.g. "15")."""
-        return str(self.manifest["postgresql"]["version"])
-
-    @property
     def service(self) -> str:
         """The PostgreSQL cluster unit inside the container."""
         return str(self.manifest["postgresql"]["unit"])
