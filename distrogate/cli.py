@@ -23,7 +23,7 @@ from distrogate.errors import DistrogateError, InputError
 if TYPE_CHECKING:
     from distrogate.lab.run import LabRun
 
-log = logging.getLogger("distrogate")
+log = logging.getLogger(__name__)
 
 EXIT_INPUT = 3
 EXIT_INFRA = 4
@@ -320,7 +320,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except OSError as exc:  # a file system or system call failure: the host, not the image
-        logging.getLogger("distrogate").debug("unexpected OS error", exc_info=True)
+        log.debug("unexpected OS error", exc_info=True)
         print(f"distrogate: error: {exc}", file=sys.stderr)
         return EXIT_INFRA
 
