@@ -15,13 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-import libvirt
-
 from distrogate import paths
 from distrogate.errors import CandidateDoesNotBoot, GuestError, InputError, LabError
 from distrogate.fsutil import atomic_write_json
 from distrogate.guest.machine import Machine
 from distrogate.images.artifact import BootMode, ImageArtifact
+from distrogate.lab import virt
 from distrogate.lab.lab import PREFIX, Lab
 from distrogate.lab.seed import make_seed
 from distrogate.lab.template import CloneIdentity, read_xml, rewrite_for_clone, write_clone_state
@@ -101,7 +100,7 @@ class LabRun:
         bridge = "dgb" + hashlib.sha256(name.encode()).hexdigest()[:10]
         try:
             self.lab.conn().networkCreateXML(network_xml(name, bridge))
-        except libvirt.libvirtError as exc:
+        except virt.LibvirtError as exc:
             raise LabError(f"cannot create network {name}: {exc}") from None
         self._networks.append(name)
         return name
@@ -205,7 +204,7 @@ class LabRun:
         self._vms.clear()
         if not self.keep_vms:
             for name in self._networks:
-                with contextlib.suppress(libvirt.libvirtError):
+                with contextlib.suppress(virt.LibvirtError):
                     self.lab.conn().networkLookupByName(name).destroy()
             self._networks.clear()
         if self._lock_fd >= 0:
@@ -259,7 +258,7 @@ class LabRun:
             shutil.rmtree(tdir, ignore_errors=True)
             raise
         finally:
-            with contextlib.suppress(libvirt.libvirtError):
+            with contextlib.suppress(virt.LibvirtError):
                 conn.networkLookupByName(name).destroy()
 
     def _clone(self, vm: VM, tdir: Path) -> None:
@@ -274,7 +273,7 @@ class LabRun:
         try:
             self.lab.conn().restore(str(state))
             vm.attach(self.lab.conn().lookupByName(spec.name))
-        except libvirt.libvirtError as exc:
+        except virt.LibvirtError as exc:
             raise LabError(f"{spec.name}: restore from template {tdir} failed: {exc}") from None
         finally:
             state.unlink(missing_ok=True)
