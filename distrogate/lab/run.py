@@ -20,7 +20,7 @@ from distrogate.errors import CandidateDoesNotBoot, GuestError, InputError, LabE
 from distrogate.fsutil import atomic_write_json
 from distrogate.guest.machine import Machine
 from distrogate.images.artifact import BootMode, ImageArtifact
-from distrogate.lab import virt
+from distrogate.lab import console, virt
 from distrogate.lab.lab import PREFIX, Lab
 from distrogate.lab.seed import make_seed
 from distrogate.lab.template import CloneIdentity, read_xml, rewrite_for_clone, write_clone_state
@@ -155,7 +155,7 @@ class LabRun:
             machine.succeed(["sh", "-c", _IDENTITY, "identity", name[-60:], spec.mac, clock],
                             timeout=60)
         except GuestError as exc:
-            kept = _keep_console(vm)
+            kept = console.keep(vm.console_log, paths.home(), vm.name)
             self._forget(vm)
             raise BootFailure(f"{name} ({image.name}): {exc.args[0].split(' (console log:')[0]}",
                               kept) from None
@@ -314,16 +314,6 @@ def boot_judged(lab_run: LabRun, image: ImageArtifact, *, control: ImageArtifact
     raise CandidateDoesNotBoot(
         f"the candidate image does not boot while the baseline does on the same lab: "
         f"{failure}") from None
-
-
-def _keep_console(vm: VM) -> Path | None:
-    """Copy a failed VM's console log somewhere that outlives the lab; return its path."""
-    if not vm.console_log.exists():
-        return None
-    target = paths.home() / "consoles" / f"{vm.name}.log"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(vm.console_log, target)
-    return target
 
 
 def _with_seed(spec: DomainSpec, seed: Path) -> DomainSpec:
