@@ -79,6 +79,8 @@ def cached_build(store: Path, key: str, *, load: Callable[[Path], T | None],
         work.mkdir(parents=True)
         try:
             build(work)
+            if final.is_symlink() or final.is_file():  # an older layout: a file, not a folder
+                final.unlink()
             shutil.rmtree(final, ignore_errors=True)
             work.rename(final)
         except BaseException:

@@ -92,6 +92,16 @@ def test_cached_build_builds_once_then_serves_from_cache(tmp_path: Path) -> None
     assert not (tmp_path / ".tmp-key").exists()
 
 
+def test_a_file_of_an_older_layout_is_replaced(tmp_path: Path) -> None:
+    """The sorter was once a file ``dgsort-<digest>`` where its folder now goes."""
+    (tmp_path / "key").write_text("an old binary")
+
+    def build(work: Path) -> None:
+        write_manifest(work, {"kind": "test", "value": "rebuilt"})
+
+    assert cached_build(tmp_path, "key", load=_load, build=build, what="test") == "rebuilt"
+
+
 def test_a_failed_build_leaves_nothing_behind_the_key(tmp_path: Path) -> None:
     (tmp_path / ".tmp-key").mkdir()
     (tmp_path / ".tmp-key" / "left-by-a-killed-build").write_text("")
