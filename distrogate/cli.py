@@ -16,14 +16,14 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from distrogate.errors import DistrogateError, InputError
 
 if TYPE_CHECKING:
     from distrogate.lab.run import LabRun
 
-log = logging.getLogger("distrogate")
+log = logging.getLogger(__name__)
 
 EXIT_INPUT = 3
 EXIT_INFRA = 4
@@ -93,14 +93,18 @@ def cmd_image_import(args: argparse.Namespace) -> int:
 
 def cmd_image_list(args: argparse.Namespace) -> int:
     from distrogate import paths
-    from distrogate.images.artifact import ImageArtifact
+    from distrogate.artifacts import read_manifest
+    from distrogate.images.artifact import IMAGE_KINDS, ImageArtifact
 
     store = paths.image_store()
     rows = []
     for manifest in sorted(store.glob("*/manifest.json")) if store.is_dir() else []:
-        image = ImageArtifact.load(manifest.parent)
+        directory = manifest.parent
+        if directory.name.startswith(".") or read_manifest(directory, IMAGE_KINDS) is None:
+            continue  # a build under way, or not an image (an nspawn tree of an older version)
+        image = ImageArtifact.load(directory)
         rows.append((image.name, image.manifest.get("kind", "?"), image.release, image.glibc,
-                     image.digest[:12], manifest.parent.name[:16]))
+                     image.digest[:12], directory.name[:16]))
     print(f"{'NAME':<20} {'KIND':<9} {'RELEASE':<10} {'GLIBC':<22} {'DIGEST':<13} KEY")
     for row in rows:
         print(f"{row[0]:<20} {row[1]:<9} {row[2]:<10} {row[3]:<22} {row[4]:<13} {row[5]}")
@@ -111,7 +115,7 @@ def cmd_image_inspect(args: argparse.Namespace) -> int:
     from distrogate.images.resolve import resolve_image
 
     image = resolve_image(args.image)
-    manifest = dict(image.manifest)
+    manifest: dict[str, Any] = dict(image.manifest)
     if not args.packages:
         packages = manifest.pop("packages", {})
         manifest["packages"] = f"{len(packages)} packages (--packages lists them)"
@@ -290,10 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_gate_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                        lab_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    try:
-        from distrogate import gatecli
-    except ImportError:
-        return
+    from distrogate import gatecli
+
     gatecli.add_commands(sub, lab_options)
 
 
@@ -322,7 +324,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         return 0
     except OSError as exc:  # a file system or system call failure: the host, not the image
-        logging.getLogger("distrogate").debug("unexpected OS error", exc_info=True)
+        log.debug("unexpected OS error", exc_info=True)
         print(f"distrogate: error: {exc}", file=sys.stderr)
         return EXIT_INFRA
 

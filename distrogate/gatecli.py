@@ -30,7 +30,7 @@ from distrogate import paths
 from distrogate.errors import InputError
 from distrogate.logsteps import step
 
-log = logging.getLogger("distrogate")
+log = logging.getLogger(__name__)
 
 EXIT_INCONCLUSIVE = 2
 EXIT_INTERRUPTED = 130

@@ -8,6 +8,7 @@ import threading
 import time
 from collections.abc import Iterator
 
+_log = logging.getLogger(__name__)
 _depth = threading.local()
 
 
@@ -17,8 +18,10 @@ def _current_depth() -> int:
 
 @contextlib.contextmanager
 def step(message: str, *args: object, logger: logging.Logger | None = None) -> Iterator[None]:
-    """Log ``message`` as a step, run the body, then log how long it took (or that it failed)."""
-    log = logger or logging.getLogger("distrogate")
+    """Log ``message`` as a step, run the body, then log how long it took (or that it failed).
+
+    The lines go to ``logger`` when given, else to this module's logger."""
+    log = logger or _log
     depth = _current_depth()
     indent = "  " * depth
     text = message % args if args else message

@@ -19,6 +19,16 @@ def image_store() -> Path:
     return home() / "images"
 
 
+def nspawn_store() -> Path:
+    """The nspawn container tree cache (apart from the images: another kind of artifact)."""
+    return home() / "nspawn"
+
+
+def sorter_store() -> Path:
+    """The collation sorter cache (the in-guest binary, built on the host)."""
+    return home() / "collation"
+
+
 def labs_dir() -> Path:
     """Where lab directories live unless ``--lab-dir`` says otherwise."""
     return home() / "labs"

@@ -169,11 +169,12 @@ def results_to_dict(run: RunInfo, records: list[TestRecord]) -> dict[str, Any]:
     return {
         "schema_version": SCHEMA_VERSION,
         "run": asdict(run),
-        "records": [_record_to_dict(r) for r in records],
+        "records": [record_to_dict(r) for r in records],
     }
 
 
-def _record_to_dict(record: TestRecord) -> dict[str, Any]:
+def record_to_dict(record: TestRecord) -> dict[str, Any]:
+    """A :class:`TestRecord` in its JSON form (the inverse of :func:`record_from_dict`)."""
     doc = asdict(record)
     doc["outcome"] = str(Outcome(record.outcome))
     doc["items"] = [Item.to_dict(i) for i in record.items]

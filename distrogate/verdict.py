@@ -64,7 +64,6 @@ class Decision(StrEnum):
 
 
 EXIT_CODES = {Decision.PROMOTE: 0, Decision.REJECT: 1, Decision.INCONCLUSIVE: 2}
-EXIT_USAGE = 3
 
 
 class Effective(StrEnum):

@@ -71,9 +71,9 @@ def cli(tmp_path: Path) -> Cli:
     """A :class:`Cli` with a private home under ``tmp_path``."""
     home = tmp_path / "home"
     home.mkdir()
-    store = paths.image_store()
-    store.mkdir(parents=True, exist_ok=True)  # a link to a missing store would dangle
-    (home / "images").symlink_to(store)
+    for name, store in (("images", paths.image_store()), ("nspawn", paths.nspawn_store())):
+        store.mkdir(parents=True, exist_ok=True)  # a link to a missing store would dangle
+        (home / name).symlink_to(store)
     accel_cache = paths.home() / "accel.json"
     if accel_cache.exists():  # the KVM probe's answer holds for the whole machine
         (home / "accel.json").symlink_to(accel_cache)

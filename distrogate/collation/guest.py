@@ -8,7 +8,6 @@ import posixpath
 import re
 import shlex
 import struct
-import time
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -22,7 +21,6 @@ log = logging.getLogger(__name__)
 
 WORKDIR = "/var/tmp/distrogate-collation"
 SORTER = f"{WORKDIR}/dgsort"
-WRITE_CHUNK = 96 << 10
 LOCALE_DIR = "/usr/lib/locale"
 ARCHIVE_NAME = "locale-archive"
 #: Fedora's glibc-all-langpacks archive is ~220 MiB; refuse what cannot be a locale archive.
@@ -180,7 +178,7 @@ def install(machine: GuestLike, corpus: Corpus, *, timeout: float = 600) -> str:
         f"mkdir -p {WORKDIR} && test -s {path} && echo yes || true", timeout=60).strip()
     machine.write_file(SORTER, sorter.read_bytes(), mode=0o755, timeout=timeout)
     if present != "yes":
-        write_chunked(machine, path + ".gz", corpus.gzipped(), timeout=timeout)
+        machine.write_file(path + ".gz", corpus.gzipped(), timeout=timeout)
         machine.succeed(["sh", "-c", f"gzip -dc {path}.gz > {path}.tmp && mv {path}.tmp {path} "
                                      f"&& rm -f {path}.gz"], timeout=timeout)
         size = int(machine.succeed(["stat", "-c", "%s", path], timeout=30))
@@ -188,27 +186,6 @@ def install(machine: GuestLike, corpus: Corpus, *, timeout: float = 600) -> str:
             raise GuestError(f"{machine.name}: corpus copy has {size} bytes, "
                              f"expected {len(corpus.data)}")
     return path
-
-
-def write_chunked(machine: GuestLike, guest_path: str, data: bytes, *,
-                  timeout: float = 600) -> None:
-    """Write ``data`` to ``guest_path`` in pieces of :data:`WRITE_CHUNK` bytes.
-
-    The guest agent fails on large single writes (somewhere between 128 and 200 KiB, and the
-    agent then stops answering), so big files go in as parts that the guest concatenates.
-    """
-    deadline = time.monotonic() + timeout
-    parts = []
-    for number, offset in enumerate(range(0, len(data), WRITE_CHUNK)):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise GuestError(f"{machine.name}: writing {guest_path}: out of time")
-        part = f"{guest_path}.part{number:05d}"
-        machine.write_file(part, data[offset:offset + WRITE_CHUNK], timeout=remaining)
-        parts.append(part)
-    joined = " ".join(shlex.quote(p) for p in parts)
-    machine.succeed(["sh", "-c", f"cat {joined} > {shlex.quote(guest_path)} && rm -f {joined}"
-                     if parts else f": > {shlex.quote(guest_path)}"], timeout=120)
 
 
 def parse_results(text: str) -> list[SortResult]:

@@ -1,24 +1,25 @@
 """The in-guest sorter: ``dgsort``, a small C program compiled on the host and shipped into guests.
 
 Each image must sort with its own glibc and locale data, and the images carry no compiler, so the
-host compiles ``dgsort.c`` once (cached by the source's digest) into a binary that only needs old
-glibc symbol versions (checked with ``objdump -T``), so the same binary runs on bullseye, bookworm
-and trixie.
+host compiles ``dgsort.c`` once (cached by the source's digest, in ``paths.sorter_store()``)
+into a binary that only needs old glibc symbol versions (checked with ``objdump -T``), so the
+same binary runs on bullseye, bookworm and trixie.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
-import os
 import re
 import shutil
-import threading
 from importlib import resources
 from pathlib import Path
+from typing import Literal, TypedDict
 
 from distrogate import paths, proc
+from distrogate.artifacts import cached_build, now_utc, read_manifest, write_manifest
 from distrogate.errors import InfraError
+from distrogate.fsutil import sha256_file
 
 log = logging.getLogger(__name__)
 
@@ -26,6 +27,8 @@ log = logging.getLogger(__name__)
 MAX_GLIBC = (2, 17)
 CFLAGS = ("-O2", "-U_FORTIFY_SOURCE", "-D_FORTIFY_SOURCE=0", "-fno-stack-protector",
           "-DDGSORT_OWN_START", "-nostartfiles", "-Wall", "-Wextra", "-Werror")
+BINARY = "dgsort"
+SORTER_KIND: Literal["collation-sorter"] = "collation-sorter"
 _VERSION_RE = re.compile(r"\(?GLIBC_(\d+)\.(\d+)(?:\.(\d+))?\)?")
 
 
@@ -40,6 +43,18 @@ def required_glibc(objdump_text: str) -> tuple[int, int]:
     return max(versions, default=(0, 0))
 
 
+class SorterManifest(TypedDict):
+    """``manifest.json`` of a built sorter."""
+
+    kind: Literal["collation-sorter"]
+    binary: str
+    sha256: str
+    source_sha256: str
+    cflags: list[str]
+    needs_glibc: str
+    built_at: str
+
+
 def build_sorter(cache: Path | None = None) -> Path:
     """Compile ``dgsort`` on the host (once per source digest) and return the binary's path.
 
@@ -48,29 +63,41 @@ def build_sorter(cache: Path | None = None) -> Path:
     """
     src = source()
     digest = hashlib.sha256(src + " ".join(CFLAGS).encode()).hexdigest()[:16]
-    directory = cache or paths.home() / "collation"
-    directory.mkdir(parents=True, exist_ok=True)
-    binary = directory / f"dgsort-{digest}"
-    if binary.is_file():
-        return binary
+
+    def build(work: Path) -> None:
+        _compile(src, work)
+
+    directory = cached_build(cache or paths.sorter_store(), f"dgsort-{digest}", load=_load,
+                             build=build, what="the in-guest sorter", timeout=600)
+    return directory / BINARY
+
+
+def _load(directory: Path) -> Path | None:
+    if read_manifest(directory, (SORTER_KIND,)) is None or not (directory / BINARY).is_file():
+        return None
+    return directory
+
+
+def _compile(src: bytes, work: Path) -> None:
     for tool in ("gcc", "objdump"):
         if shutil.which(tool) is None:
             raise InfraError(f"collation: the host needs `{tool}` to build the in-guest sorter "
                              "(apt-get install gcc binutils)")
-    # unique per process and thread: both images of a pair may ask for the sorter at once
-    tmp = directory / f".dgsort-{digest}.{os.getpid()}.{threading.get_ident()}"
-    c_file = tmp.with_name(tmp.name + ".c")
+    binary = work / BINARY
+    c_file = work / "dgsort.c"
     c_file.write_bytes(src)
-    try:
-        proc.run(["gcc", *CFLAGS, "-o", tmp, c_file], timeout=120)
-    finally:
-        c_file.unlink(missing_ok=True)
-    dump = proc.run(["objdump", "-T", tmp], timeout=60).text
+    proc.run(["gcc", *CFLAGS, "-o", binary, c_file], timeout=120)
+    c_file.unlink()
+    dump = proc.run(["objdump", "-T", binary], timeout=60).text
     needed = required_glibc(dump)
     if needed > MAX_GLIBC:
-        tmp.unlink()
-        raise InfraError(f"collation: {binary.name} needs GLIBC_{needed[0]}.{needed[1]}, more "
-                         f"than the allowed GLIBC_{MAX_GLIBC[0]}.{MAX_GLIBC[1]}")
-    tmp.replace(binary)  # atomic; a concurrent build of the same source wrote the same bytes
-    log.info("built the in-guest sorter %s (needs glibc >= %d.%d)", binary, *needed)
-    return binary
+        raise InfraError(f"collation: {work.name.removeprefix('.tmp-')} needs "
+                         f"GLIBC_{needed[0]}.{needed[1]}, more than the allowed "
+                         f"GLIBC_{MAX_GLIBC[0]}.{MAX_GLIBC[1]}")
+    manifest: SorterManifest = {
+        "kind": SORTER_KIND, "binary": BINARY, "sha256": sha256_file(binary),
+        "source_sha256": hashlib.sha256(src).hexdigest(), "cflags": list(CFLAGS),
+        "needs_glibc": f"{needed[0]}.{needed[1]}", "built_at": now_utc(),
+    }
+    write_manifest(work, manifest)
+    log.info("built the in-guest sorter (needs glibc >= %d.%d)", *needed)

@@ -14,10 +14,8 @@ import time
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-import libvirt
-import libvirt_qemu
-
 from distrogate.errors import GuestError, GuestTimeout
+from distrogate.lab import virt
 
 # qemu-ga buffers at most 16 MiB of captured output per stream.
 MAX_CAPTURE = 16 << 20
@@ -38,7 +36,7 @@ class Agent(Protocol):
 class LibvirtAgent:
     """The guest agent of a libvirt domain (``virDomainQemuAgentCommand``)."""
 
-    def __init__(self, domain: libvirt.virDomain, name: str) -> None:
+    def __init__(self, domain: virt.Domain, name: str) -> None:
         self._domain = domain
         self.name = name
 
@@ -49,9 +47,9 @@ class LibvirtAgent:
         if arguments is not None:
             message["arguments"] = arguments
         try:
-            reply = libvirt_qemu.qemuAgentCommand(self._domain, json.dumps(message),
-                                                  max(1, math.ceil(timeout)), 0)
-        except libvirt.libvirtError as exc:
+            reply = virt.agent_command(self._domain, json.dumps(message),
+                                       max(1, math.ceil(timeout)))
+        except virt.LibvirtError as exc:
             text = str(exc)
             cls = GuestTimeout if "timeout" in text.lower() or "not responding" in text else GuestError
             raise cls(f"{self.name}: guest agent {execute}: {text}") from None

@@ -193,10 +193,6 @@ class Machine:
             raise GuestCommandTimeout(
                 f"{self.name}: unit {unit} not active within {timeout:g}s") from None
 
-    def systemctl(self, args: str, *, timeout: float = 120) -> ExecResult:
-        """Run ``systemctl ARGS`` and return the result (no assertion)."""
-        return self.execute(["systemctl", *shlex.split(args)], timeout=timeout)
-
     # -- files -------------------------------------------------------------------------------
     def write_file(self, guest_path: str, data: bytes, *, mode: int = 0o644,
                    timeout: float = 300) -> None:

@@ -6,9 +6,12 @@ import enum
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal, TypedDict
 
 from distrogate.errors import InputError
+
+#: The manifest kinds that are VM images (the image store holds nothing else).
+IMAGE_KINDS = ("built", "imported")
 
 
 class BootMode(enum.StrEnum):
@@ -16,6 +19,45 @@ class BootMode(enum.StrEnum):
 
     DIRECT = "direct"  # the image's own kernel and initrd, passed by the hypervisor
     FIRMWARE = "firmware"  # UEFI firmware, the image's bootloader, cloud-init NoCloud seed
+
+
+class DiskRecord(TypedDict, total=False):
+    """The disk file of an image: where, what format, its digest (and, imported, its stat)."""
+
+    path: str
+    format: str
+    sha256: str
+    virtual_size: int | None
+    size: int
+    mtime_ns: int
+
+
+class ImageManifest(TypedDict, total=False):
+    """``manifest.json`` of an image: a built one (from a spec) or an imported disk file."""
+
+    kind: Literal["built", "imported"]
+    name: str
+    boot: str
+    release: str | None
+    glibc: str | None
+    kernel: str | None
+    has_guest_agent: bool | None
+    disk: DiskRecord
+    # built images
+    spec: str
+    spec_digest: str
+    base: str | None
+    os_release: dict[str, str]
+    packages: dict[str, str]
+    root_uuid: str
+    cmdline: str
+    built_at: str
+    build_seconds: float
+    kernel_sha256: str
+    initrd_sha256: str
+    # imported images
+    source: str
+    imported_at: str
 
 
 @dataclass(frozen=True)
@@ -27,7 +69,7 @@ class ImageArtifact:
     disk: Path
     disk_format: str
     boot: BootMode
-    manifest: dict[str, Any]
+    manifest: ImageManifest
 
     @property
     def digest(self) -> str:
@@ -74,9 +116,12 @@ class ImageArtifact:
         """Read an artifact from its store directory."""
         manifest_path = directory / "manifest.json"
         try:
-            manifest = json.loads(manifest_path.read_text())
+            manifest: ImageManifest = json.loads(manifest_path.read_text())
         except (OSError, ValueError) as exc:
             raise InputError(f"{manifest_path}: unreadable image manifest: {exc}") from None
+        if not isinstance(manifest, dict) or manifest.get("kind") not in IMAGE_KINDS:
+            kind = manifest.get("kind") if isinstance(manifest, dict) else None
+            raise InputError(f"{manifest_path}: not an image manifest (kind {kind!r})")
         disk = Path(manifest["disk"]["path"])
         if not disk.is_absolute():
             disk = directory / disk

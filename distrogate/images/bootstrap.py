@@ -1,4 +1,5 @@
-"""mmdebstrap, the one way a Debian tree is bootstrapped (image builds and nspawn trees)."""
+"""mmdebstrap, the one way a Debian tree is bootstrapped (image builds and nspawn trees), and
+what a bootstrapped tree holds."""
 
 from __future__ import annotations
 
@@ -26,3 +27,16 @@ def mmdebstrap(root: Path, release: str, packages: Sequence[str], *,
     if mirror:
         argv.append(mirror)
     proc.run(argv, timeout=timeout)
+
+
+def installed_packages(root: Path) -> dict[str, str]:
+    """The packages installed in the Debian tree at ``root`` (name to version), by its dpkg
+    database."""
+    result = proc.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W",
+                       "-f", "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"], timeout=60)
+    packages = {}
+    for line in result.text.splitlines():
+        name, version, status = [*line.split("\t"), "", ""][:3]
+        if status.startswith("ii"):
+            packages[name] = version
+    return packages

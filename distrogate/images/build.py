@@ -11,19 +11,18 @@ import logging
 import shutil
 import time
 import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from distrogate import paths, proc
+from distrogate.artifacts import cached_build, now_utc, read_manifest, write_manifest
 from distrogate.errors import CommandError, InputError, SpecError
-from distrogate.fsutil import atomic_write_json, remove_tree, sha256_file
-from distrogate.images.artifact import BootMode, ImageArtifact
-from distrogate.images.bootstrap import mmdebstrap
+from distrogate.fsutil import sha256_file
+from distrogate.images.artifact import IMAGE_KINDS, BootMode, ImageArtifact, ImageManifest
+from distrogate.images.bootstrap import installed_packages, mmdebstrap
 from distrogate.images.chroot import chroot_run
 from distrogate.images.disk import MissingBootFile, build_disk, find_boot_files, kernel_cmdline
 from distrogate.images.spec import ImageSpec
-from distrogate.locking import file_lock
 from distrogate.logsteps import step
 
 log = logging.getLogger(__name__)
@@ -37,12 +36,15 @@ def artifact_dir(spec: ImageSpec, store: Path | None = None) -> Path:
     return (store or paths.image_store()) / spec.digest
 
 
+def _load(directory: Path) -> ImageArtifact | None:
+    if read_manifest(directory, IMAGE_KINDS) is None:
+        return None
+    return ImageArtifact.load(directory)
+
+
 def cached(spec: ImageSpec, store: Path | None = None) -> ImageArtifact | None:
     """The cached artifact for ``spec``, or None."""
-    directory = artifact_dir(spec, store)
-    if (directory / "manifest.json").is_file():
-        return ImageArtifact.load(directory)
-    return None
+    return _load(artifact_dir(spec, store))
 
 
 def build_image(spec: ImageSpec, store: Path | None = None) -> ImageArtifact:
@@ -51,90 +53,75 @@ def build_image(spec: ImageSpec, store: Path | None = None) -> ImageArtifact:
     Safe to call from several processes at once: one builds, the others wait and reuse.
     """
     store = store or paths.image_store()
-    hit = cached(spec, store)
-    if hit is not None:
-        log.info("image %s: cache hit %s", spec.name, spec.digest[:12])
-        return hit
-    with file_lock(store / f".{spec.digest}.lock", timeout=3600, what=f"build of {spec.name}"):
-        hit = cached(spec, store)
-        if hit is not None:
-            return hit
+
+    def build(work: Path) -> None:
         if spec.base is not None:
             build_image(spec.base, store)
         with step("build image %s (%s, %s)", spec.name, spec.release, spec.digest[:12]):
-            return _build(spec, store)
+            _build(spec, store, work)
+
+    return cached_build(store, spec.digest, load=_load, build=build, what=f"image {spec.name}")
 
 
-def _build(spec: ImageSpec, store: Path) -> ImageArtifact:
-    final = artifact_dir(spec, store)
-    work = store / f".tmp-{spec.digest}"
-    remove_tree(work)  # what a killed build left
-    work.mkdir(parents=True)
+def _build(spec: ImageSpec, store: Path, work: Path) -> None:
     root = work / "root"
     started = time.monotonic()
+    if spec.base is None:
+        _bootstrap(spec, root)
+        packages: tuple[str, ...] = ()
+        files, commands = spec.files, spec.commands
+    else:
+        with step("unpack base tree %s", spec.base.name):
+            root.mkdir()
+            proc.run(["tar", "-C", root, "--numeric-owner", "--xattrs", "-xf",
+                      artifact_dir(spec.base, store) / ROOTFS_TAR], timeout=600)
+        packages, files, commands = spec.delta_from_base()
+    _customize(spec, root, packages, files, commands)
+    root_uuid = str(uuid.UUID(spec.digest[:32]))
+    cmdline = kernel_cmdline(root_uuid, spec.kernel_cmdline)
+    (root / "etc/fstab").write_text(f"UUID={root_uuid} / ext4 rw,errors=remount-ro 0 1\n")
     try:
-        if spec.base is None:
-            _bootstrap(spec, root)
-            packages: tuple[str, ...] = ()
-            files, commands = spec.files, spec.commands
-        else:
-            with step("unpack base tree %s", spec.base.name):
-                root.mkdir()
-                proc.run(["tar", "-C", root, "--numeric-owner", "--xattrs", "-xf",
-                          artifact_dir(spec.base, store) / ROOTFS_TAR], timeout=600)
-            packages, files, commands = spec.delta_from_base()
-        _customize(spec, root, packages, files, commands)
-        root_uuid = str(uuid.UUID(spec.digest[:32]))
-        cmdline = kernel_cmdline(root_uuid, spec.kernel_cmdline)
-        (root / "etc/fstab").write_text(f"UUID={root_uuid} / ext4 rw,errors=remount-ro 0 1\n")
-        try:
-            boot = find_boot_files(root)
-        except MissingBootFile as exc:  # name the spec, not the work tree
-            raise SpecError(spec.path, "packages", str(exc)) from exc
-        shutil.copyfile(boot.kernel, work / "vmlinuz")
-        shutil.copyfile(boot.initrd, work / "initrd.img")
-        packages_map = _packages(root)
-        os_release = _os_release(root)
-        with step("pack tree"):
-            proc.run(["tar", "-C", root, "--numeric-owner", "--xattrs", "-cf",
-                      work / ROOTFS_TAR, "."], timeout=600)
-        with step("make disk (%d GiB, ext4 + ESP)", spec.disk_size_gib):
-            raw = work / "disk.raw"
-            build_disk(root, boot, raw, size_gib=spec.disk_size_gib, root_uuid=root_uuid,
-                       cmdline=cmdline)
-            proc.run(["qemu-img", "convert", "-O", "qcow2", raw, work / "disk.qcow2"],
-                     timeout=900)
-            raw.unlink()
-        shutil.rmtree(root)
-        disk = work / "disk.qcow2"
-        manifest: dict[str, Any] = {
-            "name": spec.name,
-            "kind": "built",
-            "boot": str(BootMode.DIRECT),
-            "spec": str(spec.path),
-            "spec_digest": spec.digest,
-            "base": spec.base.name if spec.base else None,
-            "release": os_release.get("VERSION_CODENAME", spec.release),
-            "os_release": os_release,
-            "packages": packages_map,
-            "glibc": packages_map.get("libc6", "unknown"),
-            "kernel": boot.version,
-            "has_guest_agent": "qemu-guest-agent" in packages_map,
-            "root_uuid": root_uuid,
-            "cmdline": cmdline,
-            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "build_seconds": round(time.monotonic() - started, 1),
-            "disk": {"path": "disk.qcow2", "format": "qcow2", "sha256": sha256_file(disk)},
-            "kernel_sha256": sha256_file(work / "vmlinuz"),
-            "initrd_sha256": sha256_file(work / "initrd.img"),
-        }
-        atomic_write_json(work / "manifest.json", manifest)
-        shutil.rmtree(final, ignore_errors=True)
-        work.rename(final)
-    except BaseException:
-        remove_tree(work)
-        raise
-    return ImageArtifact.load(final)
+        boot = find_boot_files(root)
+    except MissingBootFile as exc:  # name the spec, not the work tree
+        raise SpecError(spec.path, "packages", str(exc)) from exc
+    shutil.copyfile(boot.kernel, work / "vmlinuz")
+    shutil.copyfile(boot.initrd, work / "initrd.img")
+    packages_map = installed_packages(root)
+    os_release = _os_release(root)
+    with step("pack tree"):
+        proc.run(["tar", "-C", root, "--numeric-owner", "--xattrs", "-cf",
+                  work / ROOTFS_TAR, "."], timeout=600)
+    with step("make disk (%d GiB, ext4 + ESP)", spec.disk_size_gib):
+        raw = work / "disk.raw"
+        build_disk(root, boot, raw, size_gib=spec.disk_size_gib, root_uuid=root_uuid,
+                   cmdline=cmdline)
+        proc.run(["qemu-img", "convert", "-O", "qcow2", raw, work / "disk.qcow2"],
+                 timeout=900)
+        raw.unlink()
+    shutil.rmtree(root)
+    disk = work / "disk.qcow2"
+    manifest: ImageManifest = {
+        "name": spec.name,
+        "kind": "built",
+        "boot": str(BootMode.DIRECT),
+        "spec": str(spec.path),
+        "spec_digest": spec.digest,
+        "base": spec.base.name if spec.base else None,
+        "release": os_release.get("VERSION_CODENAME", spec.release),
+        "os_release": os_release,
+        "packages": packages_map,
+        "glibc": packages_map.get("libc6", "unknown"),
+        "kernel": boot.version,
+        "has_guest_agent": "qemu-guest-agent" in packages_map,
+        "root_uuid": root_uuid,
+        "cmdline": cmdline,
+        "built_at": now_utc(),
+        "build_seconds": round(time.monotonic() - started, 1),
+        "disk": {"path": "disk.qcow2", "format": "qcow2", "sha256": sha256_file(disk)},
+        "kernel_sha256": sha256_file(work / "vmlinuz"),
+        "initrd_sha256": sha256_file(work / "initrd.img"),
+    }
+    write_manifest(work, manifest)
 
 
 def _bootstrap(spec: ImageSpec, root: Path) -> None:
@@ -163,17 +150,6 @@ def _customize(spec: ImageSpec, root: Path, packages: tuple[str, ...],
     machine_id = root / "etc/machine-id"
     machine_id.write_text("")
     (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
-
-
-def _packages(root: Path) -> dict[str, str]:
-    result = proc.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W",
-                       "-f", "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"], timeout=60)
-    packages = {}
-    for line in result.text.splitlines():
-        name, version, status = ([*line.split("\t"), "", ""])[:3]
-        if status.startswith("ii"):
-            packages[name] = version
-    return packages
 
 
 def _os_release(root: Path) -> dict[str, str]:

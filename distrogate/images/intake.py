@@ -10,14 +10,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from distrogate import paths, proc
+from distrogate.artifacts import now_utc, read_manifest, write_manifest
 from distrogate.errors import CommandError, InputError
-from distrogate.fsutil import atomic_write_json, sha256_file
-from distrogate.images.artifact import BootMode, ImageArtifact
+from distrogate.fsutil import sha256_file
+from distrogate.images.artifact import IMAGE_KINDS, BootMode, ImageArtifact, ImageManifest
 
 log = logging.getLogger(__name__)
 
@@ -68,10 +68,10 @@ def import_image(path: Path, name: str | None = None, store: Path | None = None)
     stat = path.stat()
     key = hashlib.sha256(f"{path}|{stat.st_size}|{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     directory = (store or paths.image_store()) / f"ext-{key}"
-    if (directory / "manifest.json").is_file():
+    if read_manifest(directory, IMAGE_KINDS) is not None:
         return ImageArtifact.load(directory)
     digest = sha256_file(path)
-    manifest = {
+    manifest: ImageManifest = {
         "name": name or path.name.split(".")[0],
         "kind": "imported",
         "boot": str(BootMode.FIRMWARE),
@@ -80,12 +80,13 @@ def import_image(path: Path, name: str | None = None, store: Path | None = None)
         "glibc": None,
         "kernel": None,
         "has_guest_agent": None,
-        "imported_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "imported_at": now_utc(),
         "disk": {"path": str(path), "format": info["format"], "sha256": digest,
                  "virtual_size": info.get("virtual-size"), "size": stat.st_size,
                  "mtime_ns": stat.st_mtime_ns},
     }
-    atomic_write_json(directory / "manifest.json", manifest)
+    directory.mkdir(parents=True, exist_ok=True)
+    write_manifest(directory, manifest)
     log.info("imported %s (%s, sha256 %s)", path, info["format"], digest[:12])
     return ImageArtifact.load(directory)
 

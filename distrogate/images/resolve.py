@@ -4,14 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from distrogate import paths
 from distrogate.errors import InputError
 from distrogate.images.artifact import ImageArtifact
 from distrogate.images.build import build_image
 from distrogate.images.intake import import_image
-from distrogate.images.spec import ImageSpec, load_spec
-
-SPEC_SUFFIXES = (".yaml", ".yml")
+from distrogate.images.spec import (
+    SPEC_SUFFIXES,
+    ImageSpec,
+    builtin_spec,
+    builtin_specs_dir,
+    load_spec,
+)
 
 
 def spec_path(ref: str) -> Path | None:
@@ -19,10 +22,8 @@ def spec_path(ref: str) -> Path | None:
     path = Path(ref)
     if path.suffix in SPEC_SUFFIXES:
         return path
-    if "/" not in ref and not path.exists():
-        candidate = paths.repo_root() / "images" / f"{ref}.yaml"
-        if candidate.exists():
-            return candidate
+    if not path.exists():
+        return builtin_spec(ref)
     return None
 
 
@@ -40,5 +41,5 @@ def resolve_image(ref: str) -> ImageArtifact:
     path = Path(ref)
     if path.exists() or "/" in ref or "." in path.name:
         return import_image(path)
-    known = ", ".join(sorted(p.stem for p in (paths.repo_root() / "images").glob("*.yaml")))
+    known = ", ".join(sorted(p.stem for p in builtin_specs_dir().glob("*.yaml")))
     raise InputError(f"{ref}: neither an image file nor a spec (built-in specs: {known})")

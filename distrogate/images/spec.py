@@ -3,7 +3,9 @@
 A spec has: ``release`` (a Debian suite), ``packages``, ``files`` (path + content or source),
 ``commands`` (run inside the tree, in order), ``kernel_cmdline`` (extra arguments) and
 ``disk_size_gib``. ``base: other.yaml`` inherits everything from another spec and adds its own
-packages, files and commands after the base's: "our image plus this one change".
+packages, files and commands after the base's: "our image plus this one change". ``base`` is a
+path relative to the spec's own folder or, as on the command line, a built-in spec's name
+(``base: promoted`` is ``images/promoted.yaml`` of this checkout) when no such file is there.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Any
 
 import yaml
 
+from distrogate import paths
 from distrogate.errors import InputError, SpecError
 
 BUILDER_VERSION = 3  # bump when the build procedure changes what an image contains
@@ -24,6 +27,35 @@ RELEASES = ("bullseye", "bookworm", "trixie")
 KNOWN_KEYS = {"name", "description", "base", "release", "packages", "files", "commands",
               "kernel_cmdline", "disk_size_gib"}
 _PACKAGE_RE = re.compile(r"^[a-z0-9][a-z0-9+.\-]*(:[a-z0-9]+)?$")
+_BUILTIN_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+SPEC_SUFFIXES = (".yaml", ".yml")
+
+
+def builtin_specs_dir() -> Path:
+    """The folder of the built-in specs (``images/`` of the checkout)."""
+    return paths.repo_root() / "images"
+
+
+def builtin_spec(name: str) -> Path | None:
+    """The built-in spec called ``name`` (``promoted`` → ``images/promoted.yaml``), or None.
+
+    Only a plain name counts (letters, digits, ``-`` and ``_``; no folder, no suffix), so that
+    a name never reaches outside the built-in folder.
+    """
+    if not _BUILTIN_NAME_RE.match(name):
+        return None
+    candidate = builtin_specs_dir() / f"{name}.yaml"
+    return candidate if candidate.is_file() else None
+
+
+def base_spec_path(spec_path: Path, ref: str) -> Path:
+    """The spec a ``base: ref`` in the spec at ``spec_path`` names: the file ``ref`` relative to
+    the spec's folder (absolute paths as they are); if there is none and ``ref`` is a plain
+    name, the built-in spec of that name, as the command line reads an IMAGE."""
+    relative = spec_path.parent / ref
+    if relative.exists() or Path(ref).suffix in SPEC_SUFFIXES:
+        return relative
+    return builtin_spec(ref) or relative
 
 
 @dataclass(frozen=True)
@@ -107,7 +139,12 @@ def load_spec(path: Path, _seen: tuple[Path, ...] = ()) -> ImageSpec:
     base: ImageSpec | None = None
     if "base" in raw:
         base_ref = _string(raw, "base", path)
-        base = load_spec(path.parent / base_ref, (*_seen, path))
+        base_path = base_spec_path(path, base_ref)
+        if not base_path.is_file():
+            known = ", ".join(sorted(p.stem for p in builtin_specs_dir().glob("*.yaml")))
+            raise SpecError(path, "base", f"{base_ref!r}: no spec file {base_path} and no "
+                            f"built-in spec of that name (built-in: {known})")
+        base = load_spec(base_path, (*_seen, path))
 
     release = _string(raw, "release", path) if "release" in raw else (base.release if base else "")
     if not release:

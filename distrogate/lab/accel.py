@@ -17,10 +17,9 @@ import time
 import uuid
 from pathlib import Path
 
-import libvirt
-
 from distrogate import paths
 from distrogate.fsutil import atomic_write_json
+from distrogate.lab import virt
 from distrogate.lab.console import tail
 from distrogate.lab.xml import Accel, DomainSpec, domain_xml
 
@@ -37,7 +36,7 @@ def _cache_key() -> str:
     return f"{platform.release()}|{stamp}"
 
 
-def choose_accel(conn: libvirt.virConnect, kernel: Path, workdir: Path, prefix: str) -> Accel:
+def choose_accel(conn: virt.Connection, kernel: Path, workdir: Path, prefix: str) -> Accel:
     """KVM if it demonstrably boots a kernel here, else TCG; the reason is logged."""
     override = os.environ.get("DISTROGATE_ACCEL", "").lower()
     if override in ("kvm", "tcg"):
@@ -61,7 +60,7 @@ def choose_accel(conn: libvirt.virConnect, kernel: Path, workdir: Path, prefix: 
     return accel
 
 
-def _probe(conn: libvirt.virConnect, kernel: Path, workdir: Path, prefix: str) -> tuple[Accel, str]:
+def _probe(conn: virt.Connection, kernel: Path, workdir: Path, prefix: str) -> tuple[Accel, str]:
     workdir.mkdir(parents=True, exist_ok=True)
     console = workdir / "kvm-probe.log"
     console.unlink(missing_ok=True)
@@ -71,7 +70,7 @@ def _probe(conn: libvirt.virConnect, kernel: Path, workdir: Path, prefix: str) -
                       cmdline="console=ttyS0 panic=0 root=/dev/nonexistent")
     try:
         domain = conn.createXML(domain_xml(spec), 0)
-    except libvirt.libvirtError as exc:
+    except virt.LibvirtError as exc:
         return Accel.TCG, f"KVM guest would not start: {str(exc).splitlines()[0][:200]}"
     try:
         deadline = time.monotonic() + PROBE_TIMEOUT
@@ -86,6 +85,6 @@ def _probe(conn: libvirt.virConnect, kernel: Path, workdir: Path, prefix: str) -
         return Accel.TCG, (f"a KVM test boot hung for {PROBE_TIMEOUT:g}s"
                            + (f" after {last[-1]!r}" if last else ""))
     finally:
-        with contextlib.suppress(libvirt.libvirtError):
+        with contextlib.suppress(virt.LibvirtError):
             domain.destroy()
         console.unlink(missing_ok=True)

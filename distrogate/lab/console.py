@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -30,6 +31,17 @@ def tail(path: Path, size: int = 65536, start: int = 0) -> bytes:
             return handle.read()
     except OSError:
         return b""
+
+
+def keep(console_log: Path, directory: Path, name: str) -> Path | None:
+    """Copy the console log ``console_log`` of the VM ``name`` to ``directory/consoles/<name>.log``
+    (somewhere that outlives the lab) and return the copy's path; None if there is no log."""
+    if not console_log.exists():
+        return None
+    target = directory / "consoles" / f"{name}.log"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(console_log, target)
+    return target
 
 
 def _size(path: Path) -> int:

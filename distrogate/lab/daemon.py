@@ -15,10 +15,9 @@ import shlex
 import time
 from pathlib import Path
 
-import libvirt
-
 from distrogate import proc
 from distrogate.errors import LabError
+from distrogate.lab import virt
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +42,6 @@ unix_sock_rw_perms = "0700"
 unix_sock_ro_perms = "0700"
 log_outputs = "3:stderr"
 """
-
-libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
-
 
 def socket_path(base: Path) -> Path:
     """The daemon's read-write socket inside the lab's libvirt directory."""
@@ -114,12 +110,9 @@ def start_daemon(base: Path, netns: str, log_file: Path) -> int:
                            f"{_tail(log_file)} (log: {log_file})")
         if socket_path(base).exists():
             _link_socket(base)
-            try:
-                libvirt.open(uri_for(base)).close()
+            if virt.can_connect(uri_for(base)):
                 log.info("private libvirtd %d up in netns %s", daemon.pid, netns)
                 return daemon.pid
-            except libvirt.libvirtError:
-                pass
         time.sleep(0.1)
     proc.stop([daemon.pid])
     raise LabError(f"libvirtd in {netns} did not answer within {START_TIMEOUT:g}s: "

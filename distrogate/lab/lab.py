@@ -17,12 +17,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import libvirt
-
 from distrogate import paths
 from distrogate.errors import InputError, LabError
 from distrogate.fsutil import atomic_write_json
-from distrogate.lab import daemon
+from distrogate.lab import daemon, virt
 from distrogate.lab.xml import Accel
 from distrogate.locking import file_lock
 from distrogate.logsteps import step
@@ -53,7 +51,7 @@ class Lab:
     def __init__(self, directory: Path, state: LabState) -> None:
         self.directory = directory
         self.state = state
-        self._conn: libvirt.virConnect | None = None
+        self._conn: virt.Connection | None = None
         self._accel: Accel | None = None
 
     # -- lifecycle ---------------------------------------------------------------------------
@@ -100,8 +98,8 @@ class Lab:
     def external(cls, uri: str, directory: Path | None = None) -> Lab:
         """Use an existing libvirt daemon at ``uri`` (files for its VMs under ``directory``)."""
         try:
-            libvirt.open(uri).close()
-        except libvirt.libvirtError as exc:
+            virt.connect(uri).close()
+        except virt.LibvirtError as exc:
             raise InputError(f"--libvirt-uri {uri}: cannot connect: {exc}") from None
         lab_id = secrets.token_hex(3)
         directory = directory or paths.labs_dir() / f"ext-{lab_id}"
@@ -122,14 +120,6 @@ class Lab:
             return cls(directory, LabState(**raw))
         except (OSError, ValueError, TypeError):
             return None
-
-    @classmethod
-    def attach(cls, directory: Path) -> Lab:
-        """The running lab in ``directory``; an error if there is none."""
-        lab = cls.load(directory)
-        if lab is None or not lab.alive():
-            raise LabError(f"{directory}: no running lab there (start one with `distrogate lab up`)")
-        return lab
 
     @classmethod
     def ensure(cls, directory: Path | None = None, uri: str | None = None) -> Lab:
@@ -155,18 +145,14 @@ class Lab:
         if self.state.kind == "private" and (
                 self.state.daemon_pid is None or not pid_alive(self.state.daemon_pid)):
             return False
-        try:
-            libvirt.open(self.state.uri).close()
-            return True
-        except libvirt.libvirtError:
-            return False
+        return virt.can_connect(self.state.uri)
 
-    def conn(self) -> libvirt.virConnect:
+    def conn(self) -> virt.Connection:
         """This process's connection to the lab's daemon."""
         if self._conn is None or not self._conn.isAlive():
             try:
-                self._conn = libvirt.open(self.state.uri)
-            except libvirt.libvirtError as exc:
+                self._conn = virt.connect(self.state.uri)
+            except virt.LibvirtError as exc:
                 raise LabError(f"lab {self.directory}: cannot connect to libvirt: {exc}") from None
         return self._conn
 
@@ -198,7 +184,7 @@ class Lab:
                 reap_objects(self, only_dead_runs=False)
                 shutil.rmtree(self.directory, ignore_errors=True)
         if self._conn is not None:
-            with contextlib.suppress(libvirt.libvirtError):
+            with contextlib.suppress(virt.LibvirtError):
                 self._conn.close()
             self._conn = None
 

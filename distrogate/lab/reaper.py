@@ -6,10 +6,8 @@ import logging
 import shutil
 from pathlib import Path
 
-import libvirt
-
 from distrogate import paths, proc
-from distrogate.lab import daemon
+from distrogate.lab import daemon, virt
 from distrogate.lab.lab import PREFIX, Lab
 from distrogate.locking import is_locked
 
@@ -49,7 +47,7 @@ def reap_objects(lab: Lab, *, only_dead_runs: bool = True) -> list[str]:
             try:
                 obj.destroy()
                 removed.append(f"{kind} {name}")
-            except libvirt.libvirtError as exc:
+            except virt.LibvirtError as exc:
                 log.warning("cannot destroy %s %s: %s", kind, name, exc)
     vms = lab.directory / "vms"
     for vm_dir in vms.iterdir() if vms.is_dir() else []:

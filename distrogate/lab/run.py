@@ -15,13 +15,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
-import libvirt
-
 from distrogate import paths
 from distrogate.errors import CandidateDoesNotBoot, GuestError, InputError, LabError
 from distrogate.fsutil import atomic_write_json
 from distrogate.guest.machine import Machine
 from distrogate.images.artifact import BootMode, ImageArtifact
+from distrogate.lab import console, virt
 from distrogate.lab.lab import PREFIX, Lab
 from distrogate.lab.seed import make_seed
 from distrogate.lab.template import CloneIdentity, read_xml, rewrite_for_clone, write_clone_state
@@ -101,7 +100,7 @@ class LabRun:
         bridge = "dgb" + hashlib.sha256(name.encode()).hexdigest()[:10]
         try:
             self.lab.conn().networkCreateXML(network_xml(name, bridge))
-        except libvirt.libvirtError as exc:
+        except virt.LibvirtError as exc:
             raise LabError(f"cannot create network {name}: {exc}") from None
         self._networks.append(name)
         return name
@@ -156,7 +155,7 @@ class LabRun:
             machine.succeed(["sh", "-c", _IDENTITY, "identity", name[-60:], spec.mac, clock],
                             timeout=60)
         except GuestError as exc:
-            kept = _keep_console(vm)
+            kept = console.keep(vm.console_log, paths.home(), vm.name)
             self._forget(vm)
             raise BootFailure(f"{name} ({image.name}): {exc.args[0].split(' (console log:')[0]}",
                               kept) from None
@@ -205,7 +204,7 @@ class LabRun:
         self._vms.clear()
         if not self.keep_vms:
             for name in self._networks:
-                with contextlib.suppress(libvirt.libvirtError):
+                with contextlib.suppress(virt.LibvirtError):
                     self.lab.conn().networkLookupByName(name).destroy()
             self._networks.clear()
         if self._lock_fd >= 0:
@@ -259,7 +258,7 @@ class LabRun:
             shutil.rmtree(tdir, ignore_errors=True)
             raise
         finally:
-            with contextlib.suppress(libvirt.libvirtError):
+            with contextlib.suppress(virt.LibvirtError):
                 conn.networkLookupByName(name).destroy()
 
     def _clone(self, vm: VM, tdir: Path) -> None:
@@ -274,7 +273,7 @@ class LabRun:
         try:
             self.lab.conn().restore(str(state))
             vm.attach(self.lab.conn().lookupByName(spec.name))
-        except libvirt.libvirtError as exc:
+        except virt.LibvirtError as exc:
             raise LabError(f"{spec.name}: restore from template {tdir} failed: {exc}") from None
         finally:
             state.unlink(missing_ok=True)
@@ -321,16 +320,6 @@ def boot_judged(lab_run: LabRun, image: ImageArtifact, *, control: ImageArtifact
         raise CandidateDoesNotBoot(
             f"the candidate image does not boot while the baseline does on the same lab "
             f"(twice, the baseline booting between): {exc}; first: {first}") from None
-
-
-def _keep_console(vm: VM) -> Path | None:
-    """Copy a failed VM's console log somewhere that outlives the lab; return its path."""
-    if not vm.console_log.exists():
-        return None
-    target = paths.home() / "consoles" / f"{vm.name}.log"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(vm.console_log, target)
-    return target
 
 
 def _with_seed(spec: DomainSpec, seed: Path) -> DomainSpec:

@@ -6,11 +6,10 @@ import logging
 import shutil
 from pathlib import Path
 
-import libvirt
-
 from distrogate import proc
 from distrogate.errors import LabError
 from distrogate.guest.agent import LibvirtAgent
+from distrogate.lab import virt
 from distrogate.lab.console import ConsoleWatch
 from distrogate.lab.xml import DomainSpec, domain_xml
 
@@ -26,16 +25,16 @@ def make_overlay(backing: Path, backing_format: str, overlay: Path) -> None:
 class VM:
     """A running (or stopped) VM of the lab. Implements the Machine's ``GuestHandle``."""
 
-    def __init__(self, conn: libvirt.virConnect, spec: DomainSpec, directory: Path) -> None:
+    def __init__(self, conn: virt.Connection, spec: DomainSpec, directory: Path) -> None:
         self.conn = conn
         self.spec = spec
         self.name = spec.name
         self.directory = directory
         self.console_log = spec.console_log
         self._watch = ConsoleWatch(spec.console_log)
-        self._domain: libvirt.virDomain | None = None
+        self._domain: virt.Domain | None = None
 
-    def attach(self, domain: libvirt.virDomain) -> None:
+    def attach(self, domain: virt.Domain) -> None:
         """Adopt a domain started elsewhere (a template restore)."""
         self._domain = domain
 
@@ -44,7 +43,7 @@ class VM:
         self._watch.reset()
         try:
             self._domain = self.conn.createXML(domain_xml(self.spec), 0)
-        except libvirt.libvirtError as exc:
+        except virt.LibvirtError as exc:
             raise LabError(f"{self.name}: libvirt could not start the VM: {exc}") from None
 
     def agent(self) -> LibvirtAgent:
@@ -59,7 +58,7 @@ class VM:
             return False
         try:
             return bool(self._domain.isActive())
-        except libvirt.libvirtError:
+        except virt.LibvirtError:
             return False
 
     def power_off_hard(self) -> None:
@@ -67,7 +66,7 @@ class VM:
         if self._domain is not None and self.is_running():
             try:
                 self._domain.destroy()
-            except libvirt.libvirtError as exc:
+            except virt.LibvirtError as exc:
                 if self.is_running():
                     raise LabError(f"{self.name}: cannot stop: {exc}") from None
         self._domain = None

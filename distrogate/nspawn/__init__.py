@@ -2,7 +2,7 @@
 
 - :mod:`.tree`: the container tree (Debian + systemd + dbus + PostgreSQL), built on the host with
   mmdebstrap from the host's apt configuration, packed as a read-only ext4 image, cached in
-  ``image_store()/nspawn-<digest>``.
+  ``nspawn_store()/nspawn-<digest>``.
 - :mod:`.install`: the tree goes into the guest as a read-only extra disk and is installed under
   ``/var/lib/machines/<name>`` with writable volumes ``/srv/<name>/{data,config,log}`` and a
   locked-down ``/etc/systemd/nspawn/<name>.nspawn``.

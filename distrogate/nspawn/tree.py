@@ -5,8 +5,9 @@ mmdebstrap from the host's own apt configuration and packed into a read-only ext
 image (``mkfs.ext4 -d``, no loop mounts). The guest receives that image as an extra read-only
 disk and installs the tree under ``/var/lib/machines/<name>`` (see :mod:`.install`).
 
-The artifact lives in ``paths.image_store()/nspawn-<digest>`` beside the VM images and is built
-once per digest: a second :func:`build_container` of the same spec is a lookup.
+The artifact lives in ``paths.nspawn_store()/nspawn-<digest>`` (a store of its own, apart from
+the VM images) and is built once per digest (:func:`distrogate.artifacts.cached_build`): a
+second :func:`build_container` of the same spec is a lookup.
 """
 
 from __future__ import annotations
@@ -17,24 +18,24 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypedDict, cast
 
 from distrogate import paths, proc
+from distrogate.artifacts import cached_build, now_utc, read_manifest, write_manifest
 from distrogate.errors import InputError
-from distrogate.fsutil import atomic_write_json, remove_tree, sha256_file
-from distrogate.images.bootstrap import mmdebstrap
+from distrogate.fsutil import sha256_file
+from distrogate.images.bootstrap import installed_packages, mmdebstrap
 from distrogate.images.spec import _PACKAGE_RE, RELEASES
-from distrogate.locking import file_lock
 from distrogate.logsteps import step
 
 log = logging.getLogger(__name__)
 
 TREE_BUILDER_VERSION = 1  # bump when the build procedure changes what a tree contains
 IMAGE_FILE = "tree.ext4"
-MANIFEST = "manifest.json"
+TREE_KIND: Literal["nspawn-tree"] = "nspawn-tree"
 
 # Leave documentation, manual pages and translations out of the tree (smaller disk, faster copy).
 _PATH_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*",
@@ -139,13 +140,29 @@ def _valid_machine_name(name: str) -> bool:
             and all(c.isascii() and (c.isdigit() or c.islower() or c == "-") for c in name))
 
 
+class TreeManifest(TypedDict):
+    """``manifest.json`` of a container tree."""
+
+    kind: Literal["nspawn-tree"]
+    spec: dict[str, Any]
+    spec_digest: str
+    machine: str
+    machine_id: str
+    release: str
+    packages: dict[str, str]
+    postgresql: dict[str, str]  # version, unit, data_dir, config_dir
+    image: dict[str, Any]  # path, bytes, sha256
+    built_at: str
+    build_seconds: float
+
+
 @dataclass(frozen=True)
 class ContainerArtifact:
     """A built container tree: the ext4 image and what is known about it."""
 
     spec: ContainerSpec
     directory: Path
-    manifest: dict[str, Any]
+    manifest: TreeManifest
 
     @property
     def image(self) -> Path:
@@ -158,11 +175,6 @@ class ContainerArtifact:
         return self.spec.machine
 
     @property
-    def pg_version(self) -> str:
-        """The PostgreSQL major version in the tree (e.g. "15")."""
-        return str(self.manifest["postgresql"]["version"])
-
-    @property
     def service(self) -> str:
         """The PostgreSQL cluster unit inside the container."""
         return str(self.manifest["postgresql"]["unit"])
@@ -170,73 +182,69 @@ class ContainerArtifact:
 
 def artifact_dir(spec: ContainerSpec, store: Path | None = None) -> Path:
     """Where the artifact for ``spec`` lives."""
-    return (store or paths.image_store()) / f"nspawn-{spec.digest}"
+    return (store or paths.nspawn_store()) / f"nspawn-{spec.digest}"
 
 
 def cached(spec: ContainerSpec, store: Path | None = None) -> ContainerArtifact | None:
     """The cached artifact for ``spec``, or None."""
-    directory = artifact_dir(spec, store)
-    try:
-        manifest = json.loads((directory / MANIFEST).read_text())
-    except (OSError, ValueError):
-        return None
-    if not (directory / IMAGE_FILE).is_file():
-        return None
-    return ContainerArtifact(spec, directory, manifest)
+    return _loader(spec)(artifact_dir(spec, store))
+
+
+def _loader(spec: ContainerSpec) -> Callable[[Path], ContainerArtifact | None]:
+    def load(directory: Path) -> ContainerArtifact | None:
+        manifest = read_manifest(directory, (TREE_KIND,))
+        if manifest is None or not (directory / IMAGE_FILE).is_file():
+            return None
+        return ContainerArtifact(spec, directory, cast(TreeManifest, manifest))
+    return load
 
 
 def build_container(spec: ContainerSpec, store: Path | None = None) -> ContainerArtifact:
     """Return the artifact for ``spec``, building it if it is not cached (one builder at a time)."""
-    store = store or paths.image_store()
-    hit = cached(spec, store)
-    if hit is not None:
-        log.info("nspawn tree %s: cache hit %s", spec.machine, spec.digest[:12])
-        return hit
-    with file_lock(store / f".nspawn-{spec.digest}.lock", timeout=3600,
-                   what=f"build of nspawn tree {spec.machine}"):
-        hit = cached(spec, store)
-        if hit is not None:
-            return hit
+    default_store = store is None
+    store = store or paths.nspawn_store()
+
+    def build(work: Path) -> None:
+        legacy = artifact_dir(spec, paths.image_store())
+        if default_store and _loader(spec)(legacy) is not None:
+            try:  # kept among the images by an older version: reuse it
+                legacy.rename(work)
+                log.info("nspawn tree %s: moved out of the image store", spec.machine)
+                return
+            except OSError as exc:
+                log.info("nspawn tree %s: cannot move %s (%s); building", spec.machine, legacy, exc)
         with step("build nspawn tree %s (%s, %s)", spec.machine, spec.release, spec.digest[:12]):
-            return _build(spec, store)
+            _build(spec, work)
+
+    return cached_build(store, artifact_dir(spec, store).name, load=_loader(spec), build=build,
+                        what=f"nspawn tree {spec.machine}")
 
 
-def _build(spec: ContainerSpec, store: Path) -> ContainerArtifact:
-    final = artifact_dir(spec, store)
-    work = store / f".tmp-nspawn-{spec.digest}"
-    remove_tree(work)  # what a killed build left
-    work.mkdir(parents=True)
+def _build(spec: ContainerSpec, work: Path) -> None:
     root = work / "root"
     started = time.monotonic()
-    try:
-        _bootstrap(spec, root)
-        _customize(spec, root)
-        pg = _postgresql(root)
-        packages = _packages(root)
-        with step("make ext4 image of the tree"):
-            size = make_ext4(root, work / IMAGE_FILE, label="dg-nspawn",
-                             fs_uuid=_uuid(spec.digest))
-        shutil.rmtree(root)
-        manifest: dict[str, Any] = {
-            "kind": "nspawn-tree",
-            "spec": spec.content(),
-            "spec_digest": spec.digest,
-            "machine": spec.machine,
-            "machine_id": spec.machine_id,
-            "release": spec.release,
-            "packages": packages,
-            "postgresql": pg,
-            "image": {"path": IMAGE_FILE, "bytes": size, "sha256": sha256_file(work / IMAGE_FILE)},
-            "built_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "build_seconds": round(time.monotonic() - started, 1),
-        }
-        atomic_write_json(work / MANIFEST, manifest)
-        shutil.rmtree(final, ignore_errors=True)
-        work.rename(final)
-    except BaseException:
-        remove_tree(work)
-        raise
-    return ContainerArtifact(spec, final, manifest)
+    _bootstrap(spec, root)
+    _customize(spec, root)
+    pg = _postgresql(root)
+    packages = installed_packages(root)
+    with step("make ext4 image of the tree"):
+        size = make_ext4(root, work / IMAGE_FILE, label="dg-nspawn",
+                         fs_uuid=_uuid(spec.digest))
+    shutil.rmtree(root)
+    manifest: TreeManifest = {
+        "kind": TREE_KIND,
+        "spec": spec.content(),
+        "spec_digest": spec.digest,
+        "machine": spec.machine,
+        "machine_id": spec.machine_id,
+        "release": spec.release,
+        "packages": packages,
+        "postgresql": pg,
+        "image": {"path": IMAGE_FILE, "bytes": size, "sha256": sha256_file(work / IMAGE_FILE)},
+        "built_at": now_utc(),
+        "build_seconds": round(time.monotonic() - started, 1),
+    }
+    write_manifest(work, manifest)
 
 
 def _bootstrap(spec: ContainerSpec, root: Path) -> None:
@@ -269,17 +277,6 @@ def _postgresql(root: Path) -> dict[str, str]:
     return {"version": version, "unit": f"postgresql@{version}-main.service",
             "data_dir": f"/var/lib/postgresql/{version}/main",
             "config_dir": f"/etc/postgresql/{version}/main"}
-
-
-def _packages(root: Path) -> dict[str, str]:
-    result = proc.run(["dpkg-query", f"--admindir={root}/var/lib/dpkg", "-W",
-                       "-f", "${Package}\\t${Version}\\t${db:Status-Abbrev}\\n"], timeout=60)
-    found = {}
-    for line in result.text.splitlines():
-        name, version, status = [*line.split("\t"), "", ""][:3]
-        if status.startswith("ii"):
-            found[name] = version
-    return found
 
 
 def _uuid(digest: str) -> str:

@@ -16,6 +16,8 @@ from distrogate.results import (
     Outcome,
     TestRecord,
     load_results,
+    record_from_dict,
+    record_to_dict,
     relative_artifact_path,
     write_results,
 )
@@ -42,6 +44,14 @@ def test_round_trip(tmp_path: Path) -> None:
     assert loaded.records == _records()
     assert loaded.schema_version == 1
     assert json.loads(path.read_text())["schema_version"] == 1
+
+
+def test_record_dict_round_trip_through_json() -> None:
+    """The one JSON form of a record (what crosses xdist and the journal) reads back equal."""
+    for record in _records():
+        doc = json.loads(json.dumps(record_to_dict(record)))
+        assert doc["outcome"] == str(record.outcome)
+        assert record_from_dict(doc) == record
 
 
 def test_missing_file_is_one_line_input_error(tmp_path: Path) -> None:
