@@ -36,10 +36,14 @@ gate: setup
 	@$(VENV)/bin/distrogate gate --candidate candidate --baseline promoted; rc=$$?; \
 	  if [ $$rc -gt 2 ]; then exit $$rc; fi
 
-## test: lint, types, unit tests, then the VM tests (harness and suites) on real VMs
+## test: lint, types, unit tests, then the VM tests (harness and suites) on real VMs.
+## The suites run under a fleet's policy (examples/fleet-policy.yaml: the C and en_US locales
+## block), so that they pass on the default pair; that the packaged policy rejects the default
+## pair, naming every changed locale, is itself a test (tests/test_gate_verdict.py).
 test: setup lint type
 	$(VENV)/bin/distrogate lab gc
-	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -rfEsx --durations=15 tests suites
+	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -rfEsx --durations=15 \
+	  --policy examples/fleet-policy.yaml tests suites
 
 lint: python-env
 	$(VENV)/bin/ruff check distrogate fixtures suites tests bench conftest.py
@@ -51,7 +55,8 @@ unit: python-env
 	$(PYTEST) -p no:cacheprovider -m "not vm" tests
 
 vm: setup
-	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -m vm tests suites
+	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -m vm --policy examples/fleet-policy.yaml \
+	  tests suites
 
 bench: setup
 	$(PY) bench/bench_lab.py

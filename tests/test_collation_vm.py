@@ -67,8 +67,9 @@ def test_planted_collation_fault_is_found_and_named(
     for name in ("de_DE.utf8", "en_US.utf8", "C.utf8"):
         o = result.outcomes[name]
         assert o.baseline is not None and o.candidate is not None
-        assert o.baseline.pairs_checked > len(result.corpus) // 3, o.summary()
-        assert o.candidate.pairs_checked > len(result.corpus) // 3, o.summary()
+        # every pair but the sampled kinds (supplementary planes, lone ideographs: 1 in 256)
+        assert o.baseline.pairs_checked > len(result.corpus) // 4, o.summary()
+        assert o.candidate.pairs_checked > len(result.corpus) // 4, o.summary()
     assert result.outcomes["C.utf8"].strcoll_status() is None  # code point order: no dispute
     en = result.outcomes["en_US.utf8"]
     assert en.strcoll_status() in (None, DeltaStatus.ALSO_FAILS_ON_BASELINE)  # same glibc

@@ -173,3 +173,24 @@ def test_a_waiver_naming_one_locale_leaves_another_changed_locale_rejecting(
     reasons = _reasons(verdict)
     assert "lv_LV.UTF-8" in reasons and "2 waived: th_TH.UTF-8, strcoll:th_TH.UTF-8" in reasons
     cli.assert_nothing_left()
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_the_packaged_policy_rejects_the_default_pair_naming_every_changed_locale(
+        cli: Cli, tmp_path: Path) -> None:
+    """`make gate`'s verdict: every shipped locale blocks, and glibc 2.41 sorts several of them
+    differently from 2.36; the reject names each with its action (what the README says)."""
+    result, verdict = _gate(cli, tmp_path, "--suite", "collation")
+    assert result.returncode == 1, result.stdout[-3000:]
+    tests = {t["nodeid"]: t for t in verdict["tests"]}  # type: ignore[attr-defined]
+    order = tests["suites/test_collation.py::test_locale_order[blocking]"]
+    regressions = {r.split(":")[0]: r for r in order["regressions"]}
+    for locale in ("th_TH.UTF-8", "lv_LV.UTF-8", "cv_RU", "zh_CN.gb18030"):
+        assert locale in regressions, sorted(regressions)
+        assert "REINDEX" in regressions[locale], regressions[locale]
+    assert "aa_ER@saaho" in regressions  # shipped by bookworm, not by trixie
+    reasons = _reasons(verdict)
+    assert "th_TH.UTF-8" in reasons and "REINDEX" in reasons
+    assert "suites/test_collation.py::test_locale_order[advisory]" not in tests  # all block
+    cli.assert_nothing_left()
