@@ -39,9 +39,13 @@ EXIT_INTERRUPTED = 130
 def suite_paths(names: list[str] | None, suites_dir: Path) -> list[Path]:
     """The test files or folders of the named suites (all of ``suites/`` if none).
 
-    A name is a suite of ``suites/`` (``smoke`` for ``suites/test_smoke.py``) or the path of a
-    test file or folder of your own (``./my_suites/test_kafka.py``).
+    A name is a shipped suite or one of its aliases (``smoke`` for ``suites/test_smoke.py``,
+    ``machinectl`` for ``suites/test_nspawn.py``; see :mod:`distrogate.suites`), another suite
+    of ``suites/``, or the path of a test file or folder of your own
+    (``./my_suites/test_kafka.py``).
     """
+    from distrogate.suites import REGISTRY, known_names, suite_file
+
     if not names:
         return [suites_dir]
     chosen = []
@@ -49,15 +53,40 @@ def suite_paths(names: list[str] | None, suites_dir: Path) -> list[Path]:
         own = Path(name)
         if ("/" in name or name.endswith(".py")) and not own.exists():
             raise InputError(f"--suite {name}: no such file or directory")
+        shipped = suite_file(name, suites_dir)
+        if shipped is not None:
+            chosen.append(shipped)
+            continue
         for candidate in (suites_dir / f"test_{name}.py", suites_dir / name,
                           suites_dir / f"{name}.py", own.resolve()):
             if candidate.exists():
                 chosen.append(candidate)
                 break
         else:
-            known = sorted(p.stem.removeprefix("test_") for p in suites_dir.glob("test_*.py"))
+            files = {s.test_file for s in REGISTRY}
+            known = known_names() + sorted(p.stem.removeprefix("test_")
+                                           for p in suites_dir.glob("test_*.py")
+                                           if p.name not in files)
             raise InputError(f"--suite {name}: no such suite (known: {', '.join(known)})")
     return chosen
+
+
+def suite_names(targets: list[Path]) -> list[str]:
+    """The suites the targets hold, by name: a folder of the repository's suites gives every
+    suite in it, a file (or a folder of your own) its own name."""
+    from distrogate.results import suite_of
+
+    repo = paths.repo_root()
+    names: list[str] = []
+    for target in targets:
+        resolved = target.resolve()
+        if resolved.is_dir() and resolved.is_relative_to(repo):
+            found = [suite_of(p.relative_to(repo).as_posix())
+                     for p in sorted(resolved.rglob("test_*.py"))]
+            names += [n for n in found if n != "harness"] or [_suite_name(target)]
+        else:
+            names.append(_suite_name(target))
+    return list(dict.fromkeys(names))
 
 
 def _rootdir(targets: list[Path]) -> Path:
@@ -159,14 +188,15 @@ def cmd_gate(args: argparse.Namespace) -> int:
     from distrogate.images.resolve import resolve_image
     from distrogate.plan import collect, write_plan
     from distrogate.policy import load_policy
-    from distrogate.suites import validate_settings
+    from distrogate.suites import options_from_args, validate_settings
 
     started = time.monotonic()
     if str(paths.repo_root()) not in sys.path:  # the harness plugins, also for suites elsewhere
         sys.path.insert(0, str(paths.repo_root()))
     policy = load_policy(args.policy)
     targets = suite_paths(args.suite, paths.repo_root() / "suites")
-    validate_settings(policy, [_suite_name(t) for t in targets])
+    names = suite_names(targets)
+    validate_settings(policy, names, options_from_args(args.pytest_args))
     reports: Path = args.reports_dir
     run_id = paths.new_run_id()
     run_dir = reports / run_id
@@ -191,7 +221,7 @@ def cmd_gate(args: argparse.Namespace) -> int:
             log.info("%s: %s (%s, glibc %s, %s)", role, image.name, image.release,
                      image.glibc, image.digest[:12])
     write_plan(run_dir / "plan.json", replace(plan, run={
-        "images": images, "suites": [_suite_name(t) for t in targets],
+        "images": images, "suites": names,
         "policy": policy.source, "policy_sha256": policy_digest(args.policy)}))
     argv = [*common, f"--junitxml={run_dir / 'junit.xml'}", f"--dg-plan={run_dir / 'plan.json'}",
             "-v", "-o", "log_cli=true", "--log-cli-level=INFO",
