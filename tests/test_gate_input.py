@@ -61,6 +61,24 @@ def test_a_bad_suite_option_is_exit_3_before_any_build(cli: Cli, tmp_path: Path)
     assert "--corpus huge: expected one of quick, full" in line
 
 
+@pytest.mark.parametrize(("value", "problem"), [
+    ("mirror", "expected NAME=IMAGE"),
+    ("baseline=promoted", "the baseline image is given with --baseline"),
+])
+def test_a_bad_image_option_is_exit_3_naming_it(cli: Cli, tmp_path: Path, value: str,
+                                                problem: str) -> None:
+    line = _error(cli, tmp_path, "gate", "--image", value, "--candidate", "never.yaml",
+                  "--reports-dir", str(tmp_path / "r"))
+    assert f"--image {value}: {problem}" in line
+
+
+def test_a_helper_image_that_does_not_exist_is_exit_3_naming_it(cli: Cli, tmp_path: Path
+                                                                ) -> None:
+    line = _error(cli, tmp_path, "gate", "--suite", "smoke", "--image", "mirror=/nope.qcow2",
+                  "--reports-dir", str(tmp_path / "r"))
+    assert "--image mirror=/nope.qcow2: /nope.qcow2: no such file" in line
+
+
 def test_a_suite_that_collects_no_tests_is_exit_3(cli: Cli, tmp_path: Path) -> None:
     empty = tmp_path / "test_empty.py"
     empty.write_text("HELPER = 1\n")
