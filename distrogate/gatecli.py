@@ -6,8 +6,11 @@
 2. find the suites and collect their tests in a pytest process of its own, then write the plan
    (``reports/<run-id>/plan.json``): a suite that collects nothing is exit 3, a file that cannot
    be collected makes the run inconclusive (exit 2) naming it;
-3. build or import both images (a bad image is exit 3 before any VM starts);
-4. run pytest on the plan in a child process (JUnit XML, a journal and results.json), so that a
+3. build or import every image once (candidate, baseline, ``--image`` helpers; a bad image is
+   exit 3 before any VM starts) and add them to the plan, with the suites' typed settings, the
+   policy's digest and the lab;
+4. run pytest on the plan (``--dg-plan``: its processes load the planned images and never
+   resolve them again) in a child process (JUnit XML, a journal and results.json), so that a
    test that kills its process still leaves a verdict naming it;
 5. decide with the policy: verdict.json, summary.html, ``reports/latest``, the history database,
    and the verdict's exit code. verdict.json and the exit code always agree.
@@ -39,9 +42,13 @@ EXIT_INTERRUPTED = 130
 def suite_paths(names: list[str] | None, suites_dir: Path) -> list[Path]:
     """The test files or folders of the named suites (all of ``suites/`` if none).
 
-    A name is a suite of ``suites/`` (``smoke`` for ``suites/test_smoke.py``) or the path of a
-    test file or folder of your own (``./my_suites/test_kafka.py``).
+    A name is a shipped suite or one of its aliases (``smoke`` for ``suites/test_smoke.py``,
+    ``machinectl`` for ``suites/test_nspawn.py``; see :mod:`distrogate.suites`), another suite
+    of ``suites/``, or the path of a test file or folder of your own
+    (``./my_suites/test_kafka.py``).
     """
+    from distrogate.suites import REGISTRY, known_names, suite_file
+
     if not names:
         return [suites_dir]
     chosen = []
@@ -49,15 +56,40 @@ def suite_paths(names: list[str] | None, suites_dir: Path) -> list[Path]:
         own = Path(name)
         if ("/" in name or name.endswith(".py")) and not own.exists():
             raise InputError(f"--suite {name}: no such file or directory")
+        shipped = suite_file(name, suites_dir)
+        if shipped is not None:
+            chosen.append(shipped)
+            continue
         for candidate in (suites_dir / f"test_{name}.py", suites_dir / name,
                           suites_dir / f"{name}.py", own.resolve()):
             if candidate.exists():
                 chosen.append(candidate)
                 break
         else:
-            known = sorted(p.stem.removeprefix("test_") for p in suites_dir.glob("test_*.py"))
+            files = {s.test_file for s in REGISTRY}
+            known = known_names() + sorted(p.stem.removeprefix("test_")
+                                           for p in suites_dir.glob("test_*.py")
+                                           if p.name not in files)
             raise InputError(f"--suite {name}: no such suite (known: {', '.join(known)})")
     return chosen
+
+
+def suite_names(targets: list[Path]) -> list[str]:
+    """The suites the targets hold, by name: a folder of the repository's suites gives every
+    suite in it, a file (or a folder of your own) its own name."""
+    from distrogate.results import suite_of
+
+    repo = paths.repo_root()
+    names: list[str] = []
+    for target in targets:
+        resolved = target.resolve()
+        if resolved.is_dir() and resolved.is_relative_to(repo):
+            found = [suite_of(p.relative_to(repo).as_posix())
+                     for p in sorted(resolved.rglob("test_*.py"))]
+            names += [n for n in found if n != "harness"] or [_suite_name(target)]
+        else:
+            names.append(_suite_name(target))
+    return list(dict.fromkeys(names))
 
 
 def _rootdir(targets: list[Path]) -> Path:
@@ -140,6 +172,7 @@ def _pytest_args(args: argparse.Namespace, targets: list[Path], run_id: str, run
     from fixtures import HARNESS_PLUGINS
 
     argv = [f"--candidate={args.candidate}", f"--baseline={args.baseline}",
+            *[f"--image={name}={ref}" for name, ref in helpers(args).items()],
             f"--run-id={run_id}", f"--reports-dir={reports}", f"--rootdir={_rootdir(targets)}",
             "-c", str(paths.repo_root() / "pyproject.toml"), "-p", "no:cacheprovider"]
     for plugin in HARNESS_PLUGINS:
@@ -154,19 +187,28 @@ def _pytest_args(args: argparse.Namespace, targets: list[Path], run_id: str, run
     return argv + (extra[1:] if extra and extra[0] == "--" else extra)
 
 
+def helpers(args: argparse.Namespace) -> dict[str, str]:
+    """The helper images of ``--image NAME=IMAGE``, by name (InputError if malformed)."""
+    from distrogate.plan import parse_image_options
+
+    return parse_image_options(getattr(args, "image", None))
+
+
 def cmd_gate(args: argparse.Namespace) -> int:
     """Validate, plan, build both images, run the suites, decide, report."""
     from distrogate.images.resolve import resolve_image
-    from distrogate.plan import collect, write_plan
+    from distrogate.plan import PlannedImage, RunSpec, collect, write_plan
     from distrogate.policy import load_policy
-    from distrogate.suites import validate_settings
+    from distrogate.suites import options_from_args, plain, validate_settings
 
     started = time.monotonic()
     if str(paths.repo_root()) not in sys.path:  # the harness plugins, also for suites elsewhere
         sys.path.insert(0, str(paths.repo_root()))
     policy = load_policy(args.policy)
+    refs = {"candidate": args.candidate, "baseline": args.baseline, **helpers(args)}
     targets = suite_paths(args.suite, paths.repo_root() / "suites")
-    validate_settings(policy, [_suite_name(t) for t in targets])
+    names = suite_names(targets)
+    settings = validate_settings(policy, names, options_from_args(args.pytest_args))
     reports: Path = args.reports_dir
     run_id = paths.new_run_id()
     run_dir = reports / run_id
@@ -183,16 +225,26 @@ def cmd_gate(args: argparse.Namespace) -> int:
         _point_latest(reports, run_dir)
         return _inconclusive(run_dir, "could not collect the suites: " + "; ".join(
             f"{e.path}: {e.error}" for e in plan.collection_errors))
-    images = {}
+    planned: dict[str, PlannedImage] = {}
     with step("prepare images"):
-        for role, ref in (("candidate", args.candidate), ("baseline", args.baseline)):
-            image = resolve_image(ref)
-            images[role] = image.summary()
+        # helpers first: a bad helper image is found before the pair is built
+        for role, ref in sorted(refs.items(), key=lambda r: r[0] in ("candidate", "baseline")):
+            try:
+                image = resolve_image(ref)
+            except InputError as exc:
+                if role in ("candidate", "baseline"):
+                    raise
+                raise InputError(f"--image {role}={ref}: {exc}") from None
+            planned[role] = PlannedImage.of(role, ref, image)
             log.info("%s: %s (%s, glibc %s, %s)", role, image.name, image.release,
                      image.glibc, image.digest[:12])
-    write_plan(run_dir / "plan.json", replace(plan, run={
-        "images": images, "suites": [_suite_name(t) for t in targets],
-        "policy": policy.source, "policy_sha256": policy_digest(args.policy)}))
+    lab = {"uri": args.libvirt_uri or None,
+           "dir": str(args.lab_dir or paths.labs_dir() / f"run-{run_id}"),
+           "private": not args.lab_dir and not args.libvirt_uri}
+    write_plan(run_dir / "plan.json", replace(plan, run=RunSpec(
+        images={r: planned[r] for r in refs}, suites={n: plain(settings.get(n)) for n in names},
+        policy=policy.source, policy_sha256=policy_digest(args.policy), lab=lab)))
+    images = {role: p.summary for role, p in planned.items()}
     argv = [*common, f"--junitxml={run_dir / 'junit.xml'}", f"--dg-plan={run_dir / 'plan.json'}",
             "-v", "-o", "log_cli=true", "--log-cli-level=INFO",
             "--log-cli-format=%(asctime)s %(message)s", "--log-cli-date-format=%H:%M:%S",
@@ -307,6 +359,9 @@ def add_commands(sub: Any, lab_options: Callable[[argparse.ArgumentParser], None
                        "suites, decide (exit 0 promote, 1 reject, 2 inconclusive)")
     p.add_argument("--candidate", default="candidate", help="IMAGE (default: candidate)")
     p.add_argument("--baseline", default="promoted", help="IMAGE (default: promoted)")
+    p.add_argument("--image", action="append", metavar="NAME=IMAGE",
+                   help="a helper image the suites ask for by NAME (repeatable; e.g. "
+                   "mirror=promoted); resolved once, like the candidate and the baseline")
     p.add_argument("--suite", action="append", metavar="NAME",
                    help="run only this suite (repeatable; default: all of suites/)")
     p.add_argument("--policy", type=Path, help="policy file (default: the packaged policy)")

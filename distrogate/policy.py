@@ -18,7 +18,7 @@ A policy is a YAML mapping::
     suites:                      # per-suite settings; each suite validates its own section
       collation:
         locales: [en_US.UTF-8, de_DE.UTF-8]
-      nspawn:
+      nspawn:                    # or its alias, machinectl (one section per suite)
         absolute: true           # any suite: a check the promoted image fails too rejects
 
 Patterns: a pattern without ``*`` or ``?`` is an exact test id (brackets included) or an exact
@@ -293,7 +293,13 @@ def _not_too_broad(source: str, key: str, pattern: str) -> None:
 
 
 def _suites(source: str, value: Any) -> dict[str, Any]:
+    """The ``suites:`` sections by suite name: an alias (``machinectl``) is stored under its
+    suite's name (``nspawn``); both at once is an error."""
+    from distrogate.suites import canonical_name
+
     suites = _mapping(source, "suites", value)
+    found: dict[str, Any] = {}
+    spelled: dict[str, str] = {}
     for name, config in suites.items():
         if not isinstance(config, dict):
             raise InputError(f"{source}: key 'suites.{name}': expected a mapping, "
@@ -302,7 +308,13 @@ def _suites(source: str, value: Any) -> dict[str, Any]:
         if not isinstance(absolute, bool):
             raise InputError(f"{source}: key 'suites.{name}.{ABSOLUTE_KEY}': expected true or "
                              f"false, got {absolute!r}")
-    return suites
+        suite = canonical_name(str(name))
+        if suite in found:
+            raise InputError(f"{source}: key 'suites.{name}': the suite {suite} has a section "
+                             f"already (as {spelled[suite]!r}); give one")
+        found[suite] = config
+        spelled[suite] = str(name)
+    return found
 
 
 def _mode(source: str, key: str, value: Any) -> Mode:

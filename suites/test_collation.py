@@ -41,13 +41,12 @@ from distrogate.collation.compare import (
 )
 from distrogate.collation.corpus import Corpus, build_corpus
 from distrogate.collation.diff import show
-from distrogate.collation.settings import CollationSettings, parse_settings
+from distrogate.collation.settings import CollationSettings
 from distrogate.collation.strategies import string_lists
 from distrogate.differential import DeltaStatus
 from distrogate.errors import GuestError, ImageFault, InputError
 from distrogate.guest.machine import Machine
-from distrogate.policy import Policy
-from fixtures.session import session_policy
+from fixtures.suites import suite_settings
 
 pytestmark = [pytest.mark.vm]
 
@@ -56,10 +55,9 @@ SHRINK_BUDGET = 90.0  # seconds of guest round trips spent shrinking a failing e
 
 
 @pytest.fixture(scope="module")
-def collation_settings(policy: Policy, pytestconfig: pytest.Config) -> CollationSettings:
+def collation_settings(suite_config: CollationSettings) -> CollationSettings:
     """The validated ``suites.collation`` policy section (``--corpus`` overrides its size)."""
-    override = pytestconfig.getoption("corpus", default=None)
-    return parse_settings(policy.suite_config("collation"), corpus_override=override)
+    return suite_config
 
 
 @pytest.fixture(scope="module")
@@ -142,10 +140,11 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "group" not in metafunc.fixturenames:
         return
     try:
-        cfg = parse_settings(session_policy(metafunc.config).suite_config("collation"))
+        cfg = suite_settings(metafunc.config, "collation")
     except InputError:
         groups: tuple[str, ...] = GROUPS  # the fixtures report the bad policy
     else:
+        assert isinstance(cfg, CollationSettings)
         groups = ("blocking",) if cfg.blocking is None else GROUPS
     metafunc.parametrize("group", groups)
 

@@ -8,7 +8,8 @@ lines of the host and the container, and what the baseline did. A check the base
 is not a regression (the verdict lists it apart, unless the policy makes the suite absolute);
 a time bound the candidate ran out of is judged against the baseline's time on the same lab.
 
-Settings: the policy's ``suites: {nspawn: {...}}`` (see ``distrogate.nspawn.suite.CONFIG_KEYS``).
+Settings: the policy's ``suites: {nspawn: {...}}`` (or ``machinectl``; see
+``distrogate.nspawn.suite.CONFIG_KEYS``), as the ``suite_config`` fixture (a ``SuiteConfig``).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from distrogate.images.artifact import ImageArtifact
 from distrogate.lab.run import LabRun
 from distrogate.nspawn.checks import CHECK_NAMES, OPERATIONS
 from distrogate.nspawn.suite import SuiteConfig, SuiteRun, run_suite
-from distrogate.policy import Policy
 from fixtures.recording import Recorder
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -31,13 +31,12 @@ pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
 @pytest.fixture(scope="module")
 def nspawn_run(lab_run: LabRun, candidate_image: ImageArtifact, baseline_image: ImageArtifact,
-               policy: Policy) -> SuiteRun:
+               suite_config: SuiteConfig) -> SuiteRun:
     """Every check on both images (one VM at a time), compared."""
-    config = SuiteConfig.from_mapping(policy.suite_config("nspawn"))
-    return run_suite(lab_run, candidate_image, baseline_image, config)
+    return run_suite(lab_run, candidate_image, baseline_image, suite_config)
 
 
-def test_every_check_ran_on_both_images(nspawn_run: SuiteRun, policy: Policy,
+def test_every_check_ran_on_both_images(nspawn_run: SuiteRun, suite_config: SuiteConfig,
                                         record: Recorder) -> None:
     """Every selected check has exactly one result on each image (run, or not attempted with
     the reason); records the suite's wall time and the parts' times."""
@@ -50,7 +49,7 @@ def test_every_check_ran_on_both_images(nspawn_run: SuiteRun, policy: Policy,
         path = record.run_dir / f"nspawn-{run.role}.json"
         path.write_text(json.dumps(run.to_dict(), indent=2) + "\n")
         record.artifact(f"nspawn checks on the {run.role}", path, "json")
-    selected = SuiteConfig.from_mapping(policy.suite_config("nspawn")).checks or CHECK_NAMES
+    selected = suite_config.checks or CHECK_NAMES
     for run in (nspawn_run.candidate, nspawn_run.baseline):
         names = [r.check for r in run.results]
         assert sorted(names) == sorted(selected), (

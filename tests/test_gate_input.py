@@ -34,6 +34,8 @@ def _policy(tmp_path: Path, text: str) -> Path:
      "not a locale glibc knows"),
     ("suites:\n  collation: {jobs: 99}\n", "suites.collation.jobs", "integer from 1 to 16"),
     ("suites:\n  nspawn: {checks: [shel_output]}\n", "suites.nspawn.checks", "unknown check"),
+    ("suites:\n  machinectl: {checks: [shel_output]}\n", "suites.nspawn.checks",
+     "unknown check"),
     ("suites:\n  colation: {}\n", "suites.colation", "no such suite"),
     ("suites:\n  smoke: {absolute: maybe}\n", "suites.smoke.absolute", "true or false"),
     ("waivers:\n  - {pattern: '*', reason: r, tracker: 'https://t.invalid/1', "
@@ -51,6 +53,30 @@ def test_an_unknown_suite_is_exit_3_before_any_build(cli: Cli, tmp_path: Path) -
     line = _error(cli, tmp_path, "gate", "--suite", "colation", "--candidate", "never.yaml",
                   "--reports-dir", str(tmp_path / "r"))
     assert "--suite colation: no such suite" in line
+
+
+def test_a_bad_suite_option_is_exit_3_before_any_build(cli: Cli, tmp_path: Path) -> None:
+    line = _error(cli, tmp_path, "gate", "--suite", "collation", "--candidate", "never.yaml",
+                  "--reports-dir", str(tmp_path / "r"), "--", "--corpus", "huge")
+    assert "--corpus huge: expected one of quick, full" in line
+
+
+@pytest.mark.parametrize(("value", "problem"), [
+    ("mirror", "expected NAME=IMAGE"),
+    ("baseline=promoted", "the baseline image is given with --baseline"),
+])
+def test_a_bad_image_option_is_exit_3_naming_it(cli: Cli, tmp_path: Path, value: str,
+                                                problem: str) -> None:
+    line = _error(cli, tmp_path, "gate", "--image", value, "--candidate", "never.yaml",
+                  "--reports-dir", str(tmp_path / "r"))
+    assert f"--image {value}: {problem}" in line
+
+
+def test_a_helper_image_that_does_not_exist_is_exit_3_naming_it(cli: Cli, tmp_path: Path
+                                                                ) -> None:
+    line = _error(cli, tmp_path, "gate", "--suite", "smoke", "--image", "mirror=/nope.qcow2",
+                  "--reports-dir", str(tmp_path / "r"))
+    assert "--image mirror=/nope.qcow2: /nope.qcow2: no such file" in line
 
 
 def test_a_suite_that_collects_no_tests_is_exit_3(cli: Cli, tmp_path: Path) -> None:
