@@ -1,6 +1,6 @@
 """The collation comparison on real VMs, against a planted fault.
 
-``images/tests/collation-fault.yaml`` is the promoted image with exactly one locale's collation
+``tests/images/collation-fault.yaml`` is the promoted image with exactly one locale's collation
 changed on purpose (de_DE.UTF-8: ö and Ö sort after z). The comparison must name that locale and
 those characters, and find nothing in the other locales, including de_AT.UTF-8 and de_CH.UTF-8
 whose files were shared with de_DE.UTF-8 before the edit. The same locales moved into
@@ -27,7 +27,7 @@ from distrogate.images.build import build_image
 from distrogate.images.spec import load_spec
 from tests.conftest import Cli
 
-FAULT_SPEC = Path(__file__).resolve().parent.parent / "images" / "tests" / "collation-fault.yaml"
+FAULT_SPEC = Path(__file__).resolve().parent / "images" / "collation-fault.yaml"
 LOCALES = ["de_DE.UTF-8", "de_AT.UTF-8", "de_CH.UTF-8", "de_DE", "en_US.UTF-8", "sv_SE.UTF-8",
            "C.UTF-8"]
 
