@@ -22,7 +22,8 @@ from fixtures.recording import Recorder
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 
-IMAGES = paths.repo_root() / "tests" / "images"
+IMAGES = paths.repo_root() / "images"
+FAULTS = paths.repo_root() / "tests" / "images"
 SHELL_CHECKS = ("shell_output", "shell_exit_code", "shell_setenv")
 BOUNDS = Bounds(start=90.0, service=120.0, poweroff=60.0)
 
@@ -42,7 +43,7 @@ def promoted_run(lab_run: LabRun, tree: ContainerArtifact) -> ImageRun:
 
 def _faulty(lab_run: LabRun, tree: ContainerArtifact, spec: str,
             only: tuple[str, ...] | None = None) -> ImageRun:
-    image = build_image(load_spec(IMAGES / spec))
+    image = build_image(load_spec(FAULTS / spec))
     return run_on_image(lab_run, image, tree, role="faulty", bounds=BOUNDS, only=only)
 
 
