@@ -22,11 +22,6 @@ class DeltaStatus(StrEnum):
     UNCHANGED = "unchanged"  # both behave alike (and pass)
     WITHIN_NOISE = "within-noise"  # a measured difference smaller than the lab's noise
 
-    @property
-    def counts_against_candidate(self) -> bool:
-        """Only a regression rejects (an absolute suite also counts also-fails-on-baseline)."""
-        return self is DeltaStatus.REGRESSION
-
 
 def judge(candidate_ok: bool, baseline_ok: bool) -> DeltaStatus:
     """The status of a pass/fail check from its result on both images."""
@@ -47,11 +42,6 @@ class Item:
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON data."""
         return {"id": self.id, "status": str(self.status), "title": self.title}
-
-
-def also_fails_note(what: str, baseline: str) -> str:
-    """The sentence a finding carries when the promoted image fails the same way."""
-    return f"{what}: also fails on the promoted image ({baseline}); not a regression"
 
 
 def bound_verdict(candidate_seconds: float | None, baseline_seconds: float | None,

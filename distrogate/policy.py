@@ -36,7 +36,7 @@ from __future__ import annotations
 import copy
 import logging
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from enum import StrEnum
@@ -119,17 +119,6 @@ class Waiver:
     def matches(self, nodeid: str) -> bool:
         """True when the pattern matches the nodeid."""
         return pattern_matches(self.pattern, nodeid)
-
-    def covers(self, nodeid: str, failing_items: Iterable[str]) -> bool:
-        """Whether this waiver covers a failure of ``nodeid`` whose failing items are
-        ``failing_items``: a whole-test waiver covers any failure; an item waiver covers the
-        failure only when it names every failing item (and there is at least one)."""
-        if not self.matches(nodeid):
-            return False
-        if not self.items:
-            return True
-        failing = {item_subject(i) for i in failing_items}
-        return bool(failing) and failing <= {item_subject(i) for i in self.items}
 
     def is_live(self, today: date) -> bool:
         """A waiver is live up to and including its expiry date."""

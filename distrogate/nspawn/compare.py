@@ -25,11 +25,6 @@ class Comparison:
     candidate: CheckResult
     baseline: CheckResult | None
 
-    @property
-    def candidate_failed(self) -> bool:
-        """Whether the candidate failed this check (a regression or not)."""
-        return not self.candidate.ok
-
     def describe(self) -> str:
         """One line naming the operation, the expectation, and what each image did."""
         base = self.baseline.summary() if self.baseline is not None else "did not run"
