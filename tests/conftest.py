@@ -71,7 +71,10 @@ def cli(tmp_path: Path) -> Cli:
     """A :class:`Cli` with a private home under ``tmp_path``."""
     home = tmp_path / "home"
     home.mkdir()
-    for name, store in (("images", paths.image_store()), ("nspawn", paths.nspawn_store())):
+    shared = (("images", paths.image_store()), ("nspawn", paths.nspawn_store()),
+              ("templates", paths.home() / "templates"),
+              ("libvirt-cache", paths.home() / "libvirt-cache"))
+    for name, store in shared:
         store.mkdir(parents=True, exist_ok=True)  # a link to a missing store would dangle
         (home / name).symlink_to(store)
     accel_cache = paths.home() / "accel.json"

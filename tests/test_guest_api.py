@@ -114,7 +114,7 @@ def test_template_clone_has_its_own_identity(lab_run: LabRun, baseline_image: Im
     other = lab_run.boot(baseline_image, role="clone")
     try:
         assert other.succeed("hostname").strip() == other.name[-60:]
-        mac = other.handle.spec.mac  # type: ignore[attr-defined]
+        mac = other.handle.spec.nics[0].mac  # type: ignore[attr-defined]
         assert mac in other.succeed("ip -o link")
         guest_time = float(other.succeed("date +%s.%N"))
         assert abs(guest_time - time.time()) < 30, "clock not set after restore"

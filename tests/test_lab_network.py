@@ -18,7 +18,7 @@ def test_two_vms_ping_over_ipv6_and_host_reaches_neither(
         lab_run: LabRun, lab: Lab, baseline_image: ImageArtifact) -> None:
     first, second = lab_run.cluster(baseline_image, 2)
     try:
-        a, b = first.address, second.address  # type: ignore[attr-defined]
+        a, b = str(first.ip()), str(second.ip())
         first.succeed(f"ping -6 -c 2 -W 5 {b}", timeout=60)
         second.succeed(f"ping -6 -c 2 -W 5 {a}", timeout=60)
         # no route out of the lab: the kernel of the guest has no route to any address outside

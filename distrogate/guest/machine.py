@@ -17,10 +17,12 @@ import contextlib
 import logging
 import shlex
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol
 
 from distrogate.errors import GuestCommandFailed, GuestCommandTimeout, GuestError, GuestTimeout
+from distrogate.guest.addresses import IPAddress, NicAddress, pick
 from distrogate.guest.agent import Agent, ExecResult, guest_exec
 from distrogate.retry import retry_until
 
@@ -63,6 +65,18 @@ class Machine:
         self.handle = handle
         self.name = handle.name
         self.image = image
+        #: the addresses the lab gave this machine's interfaces (see :meth:`ip`)
+        self.addresses: tuple[NicAddress, ...] = ()
+        #: run after every boot from :meth:`start` and :meth:`reboot` (the lab re-applies
+        #: the machine's identity and addresses, which live in guest memory only)
+        self.after_boot: list[Callable[[Machine], None]] = []
+        #: whether the lab restored this machine from a warm template (else it booted cold)
+        self.restored = False
+
+    def ip(self, network: str | None = None, family: int = 6) -> IPAddress:
+        """This machine's IPv6 (or ``family=4``) address on ``network`` (the name the
+        topology declared; any network when omitted)."""
+        return pick(self.addresses, network, family, self.name)
 
     def __repr__(self) -> str:
         return f"<Machine {self.name}>"
@@ -290,6 +304,7 @@ class Machine:
 
         retry_until(attempt, timeout=timeout, interval=0.5,
                     what=f"{self.name}: reboot", console_log=self.console_log)
+        self._booted()
 
     def shutdown(self, *, timeout: float = 120) -> None:
         """Power the guest off cleanly and wait until the VM has stopped."""
@@ -306,6 +321,11 @@ class Machine:
         """Boot a stopped (shut down or crashed) VM from its disk and wait for the agent."""
         self.handle.power_on()
         self.wait_for_agent(timeout=timeout)
+        self._booted()
+
+    def _booted(self) -> None:
+        for hook in self.after_boot:
+            hook(self)
 
     def _check_deadline(self, deadline: float, what: str) -> None:
         if time.monotonic() > deadline:

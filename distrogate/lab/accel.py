@@ -65,7 +65,7 @@ def _probe(conn: virt.Connection, kernel: Path, workdir: Path, prefix: str) -> t
     console = workdir / "kvm-probe.log"
     console.unlink(missing_ok=True)
     spec = DomainSpec(name=f"{prefix}kvmprobe", uuid=str(uuid.uuid4()), accel=Accel.KVM,
-                      disk=None, console_log=console, mac="52:54:00:00:00:01", network=None,
+                      disk=None, console_log=console, nics=(),
                       memory_mib=256, vcpus=1, kernel=kernel,
                       cmdline="console=ttyS0 panic=0 root=/dev/nonexistent")
     try:

@@ -15,7 +15,7 @@ import shlex
 import time
 from pathlib import Path
 
-from distrogate import proc
+from distrogate import paths, proc
 from distrogate.errors import LabError
 from distrogate.lab import virt
 
@@ -89,15 +89,19 @@ def remove_dangling_socket_links() -> list[Path]:
 
 def start_daemon(base: Path, netns: str, log_file: Path) -> int:
     """Create ``netns`` and start libvirtd in it with state under ``base``; return its pid."""
-    for sub in LIBVIRT_DIRS:
-        (base / sub).mkdir(parents=True, exist_ok=True)
+    sources = {sub: base / sub for sub in LIBVIRT_DIRS}
+    # QEMU's capabilities, probed on the first connection (~8 s under TCG load), are cached
+    # across labs: libvirt revalidates the cache against the QEMU binary and its own version.
+    sources["cache"] = paths.home() / "libvirt-cache"
+    for source in sources.values():
+        source.mkdir(parents=True, exist_ok=True)
     (base / "etc" / "qemu.conf").write_text(QEMU_CONF)
     (base / "etc" / "libvirtd.conf").write_text(LIBVIRTD_CONF)
     for target in LIBVIRT_DIRS.values():
         Path(target).mkdir(parents=True, exist_ok=True)
     proc.run(["ip", "netns", "add", netns], timeout=30)
     proc.run(["ip", "-n", netns, "link", "set", "lo", "up"], timeout=30)
-    mounts = " && ".join(f"mount --bind {shlex.quote(str(base / sub))} {target}"
+    mounts = " && ".join(f"mount --bind {shlex.quote(str(sources[sub]))} {target}"
                          for sub, target in LIBVIRT_DIRS.items())
     pid_file = base / "libvirtd.pid"
     script = f"{mounts} && exec libvirtd --pid-file {shlex.quote(str(pid_file))}"

@@ -147,6 +147,11 @@ class Lab:
             return False
         return virt.can_connect(self.state.uri)
 
+    def host_argv(self, argv: list[str]) -> list[str]:
+        """``argv`` run on the host side of the lab: inside the lab's network namespace
+        (where its bridges and the VMs' tap devices are), or as it is for an external lab."""
+        return ["ip", "netns", "exec", self.state.netns, *argv] if self.state.netns else argv
+
     def conn(self) -> virt.Connection:
         """This process's connection to the lab's daemon."""
         if self._conn is None or not self._conn.isAlive():

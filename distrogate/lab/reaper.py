@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from distrogate import paths, proc
-from distrogate.lab import daemon, virt
+from distrogate.lab import daemon, virt, warm
 from distrogate.lab.lab import PREFIX, Lab
 from distrogate.locking import is_locked
 
@@ -28,7 +28,7 @@ def live_runs(lab: Lab) -> set[str]:
 
 def _owner_alive(lab: Lab, run_part: str, live: set[str]) -> bool:
     if run_part.startswith("tpl"):
-        return is_locked(lab.directory / "templates" / f"{run_part[3:]}.lock")
+        return is_locked(warm.lock_path(run_part[3:]))
     return run_part in live
 
 
@@ -106,6 +106,7 @@ def gc(labs_root: Path | None = None) -> list[str]:
             daemon.destroy_netns(netns)
             removed.append(f"netns {netns}")
     removed += [f"socket link {link}" for link in daemon.remove_dangling_socket_links()]
+    removed += [f"template {tdir} (its image or QEMU/libvirt changed)" for tdir in warm.prune()]
     for line in removed:
         log.info("gc: removed %s", line)
     return removed

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import logging
 import os
 import re
@@ -12,21 +11,28 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from distrogate import paths
 from distrogate.errors import CandidateDoesNotBoot, GuestError, InputError, LabError
-from distrogate.fsutil import atomic_write_json
 from distrogate.guest.machine import Machine
 from distrogate.images.artifact import BootMode, ImageArtifact
-from distrogate.lab import console, virt
+from distrogate.lab import console, virt, warm
 from distrogate.lab.lab import PREFIX, Lab
+from distrogate.lab.network import LabNetwork
 from distrogate.lab.seed import make_seed
-from distrogate.lab.template import CloneIdentity, read_xml, rewrite_for_clone, write_clone_state
+from distrogate.lab.template import (
+    CloneIdentity,
+    interface_macs,
+    read_xml,
+    rewrite_for_clone,
+    write_clone_state,
+)
 from distrogate.lab.vm import VM, make_overlay
-from distrogate.lab.xml import Accel, DomainSpec, ExtraDisk, network_xml
-from distrogate.locking import file_lock
+from distrogate.lab.xml import Accel, DomainSpec, ExtraDisk, Nic, extra_disk_target, network_xml
 from distrogate.logsteps import step
 
 log = logging.getLogger(__name__)
@@ -35,11 +41,13 @@ BOOT_TIMEOUT = 300.0
 # no_timer_check: TCG on a loaded host can trip "IO-APIC + timer doesn't work" and panic
 BOOT_ARGS = " cloud-init=disabled no_timer_check"
 # Runs after every boot, so it is written for speed under TCG (each exec costs ~50-100 ms):
-# shell builtins where possible, one `ip` for every interface (virtio-net changes its
-# address while up).
+# shell builtins where possible, one `ip -batch` for every interface (virtio-net changes its
+# address while up). $3: "old=new" MAC pairs (a restored template still has the template's
+# MACs); $4: "mac,address/prefix" pairs; $5: writable data disks, whose blocks the template's
+# kernel may have cached while they were blank.
 _IDENTITY = """\
 set -e
-[ -n "$3" ] && date -u -s "@$3" >/dev/null
+[ -n "$2" ] && date -u -s "@$2" >/dev/null
 echo "$1" > /proc/sys/kernel/hostname
 echo "$1" > /etc/hostname
 batch=""
@@ -47,12 +55,27 @@ for dev in /sys/class/net/*; do
   name=${dev##*/}
   [ "$name" = lo ] && continue
   read -r address < "$dev/address"
-  if [ "$address" != "$2" ]; then
-    batch="${batch}link set dev $name address $2 up
+  for pair in $3; do
+    if [ "${pair%%=*}" = "$address" ] && [ "${pair#*=}" != "$address" ]; then
+      address=${pair#*=}
+      batch="${batch}link set dev $name address $address
 "
-  fi
+    fi
+  done
+  batch="${batch}link set dev $name up
+"
+  for pair in $4; do
+    [ "${pair%%,*}" = "$address" ] || continue
+    case ${pair#*,} in
+      *:*) batch="${batch}addr replace ${pair#*,} dev $name nodad
+" ;;
+      *) batch="${batch}addr replace ${pair#*,} dev $name
+" ;;
+    esac
+  done
 done
 [ -z "$batch" ] || printf '%s' "$batch" | ip -batch -
+for disk in $5; do blockdev --flushbufs "$disk" 2>/dev/null || true; done
 """
 
 
@@ -60,6 +83,34 @@ def random_mac() -> str:
     """A locally administered MAC in QEMU's range."""
     tail = secrets.token_bytes(3)
     return "52:54:00:" + ":".join(f"{b:02x}" for b in tail)
+
+
+@dataclass(frozen=True)
+class DataDisk:
+    """A writable data disk of a node's own (blank when the node is new): ``/dev/vdX`` in the
+    guest and ``/dev/disk/by-id/virtio-<serial>``. ``fmt`` ``raw`` with ``cache`` ``none``
+    is what a storage benchmark wants; the default is a sparse qcow2."""
+
+    serial: str = "data0"
+    size_mib: int = 1024
+    fmt: str = "qcow2"
+    cache: str = ""
+
+
+@dataclass
+class _Node:
+    """What the run knows of one booted machine, to remove it or boot another in its place."""
+
+    vm: VM
+    machine: Machine
+    image: ImageArtifact
+    role: str
+    networks: tuple[LabNetwork, ...]
+    hosts: tuple[int, ...]
+    macs: tuple[str, ...]
+    data_disks: tuple[DataDisk, ...]
+    shared_disks: tuple[ExtraDisk, ...]
+    options: dict[str, Any]
 
 
 class LabRun:
@@ -70,8 +121,8 @@ class LabRun:
         self.run_id = run_id or secrets.token_hex(3)
         self.prefix = f"{PREFIX}{lab.state.lab_id}-{self.run_id}-"
         self.keep_vms = keep_vms
-        self._vms: list[VM] = []
-        self._networks: list[str] = []
+        self._nodes: dict[str, _Node] = {}
+        self._networks: list[LabNetwork] = []
         self._counter = 0
         lock_dir = lab.directory / "runs"
         lock_dir.mkdir(parents=True, exist_ok=True)
@@ -94,66 +145,134 @@ class LabRun:
         return f"{self.prefix}{os.getpid() % 10000}-{clean}{self._counter}"
 
     # -- networks ------------------------------------------------------------------------------
-    def network(self, hint: str = "net") -> str:
-        """Create an isolated network (no forwarding, no host address) and return its name."""
-        name = self._name(hint)
-        bridge = "dgb" + hashlib.sha256(name.encode()).hexdigest()[:10]
+    def network(self, hint: str = "net", *, ipv6: bool = True, ipv4: bool = False) -> LabNetwork:
+        """Create an isolated network (no forwarding, no host address, no DHCP). Machines on
+        it get addresses from its IPv6 prefix, and from an IPv4 one when ``ipv4``."""
+        net = LabNetwork.plan(hint, self._name(hint), len(self._networks) + 1, ipv6=ipv6,
+                              ipv4=ipv4)
         try:
-            self.lab.conn().networkCreateXML(network_xml(name, bridge))
+            self.lab.conn().networkCreateXML(network_xml(net.libvirt_name, net.bridge))
         except virt.LibvirtError as exc:
-            raise LabError(f"cannot create network {name}: {exc}") from None
-        self._networks.append(name)
-        return name
+            raise LabError(f"cannot create network {net.libvirt_name}: {exc}") from None
+        self._networks.append(net)
+        return net
 
     # -- machines ------------------------------------------------------------------------------
-    def boot(self, image: ImageArtifact, *, role: str = "vm", network: str | None = None,
+    def boot(self, image: ImageArtifact, *, role: str = "vm",
+             networks: Sequence[LabNetwork] | LabNetwork | None = None,
              memory_mib: int = 1024, vcpus: int = 2, template: bool = True,
-             extra_disks: Sequence[ExtraDisk] = (), timeout: float = BOOT_TIMEOUT) -> Machine:
+             extra_disks: Sequence[ExtraDisk] = (), data_disks: Sequence[DataDisk] = (),
+             timeout: float = BOOT_TIMEOUT) -> Machine:
         """Boot a VM of ``image`` and return its Machine once the guest agent answers.
 
-        Built images restore from the lab's warm template of that image when ``template``
-        (the first VM of an image makes the template); others boot cold, and so do VMs with
-        ``extra_disks`` (a saved state cannot gain devices). Extra disks appear in the guest
-        as /dev/vdb, /dev/vdc, ... and as /dev/disk/by-id/virtio-<serial>.
+        The VM gets one interface per network in ``networks`` (a network of its own when
+        none is given), with the network's addresses (``machine.addresses``,
+        ``machine.ip(network)``); ``extra_disks`` (read-only, shared) and ``data_disks``
+        (writable, its own, blank) appear in the guest as /dev/vdb, /dev/vdc, ... in that
+        order and as /dev/disk/by-id/virtio-<serial>. Images that boot their kernel directly
+        restore from a warm template (kept across labs and runs, see ``lab.warm``) when
+        ``template``; the first VM of an image on given hardware makes it.
         """
+        if isinstance(networks, LabNetwork):
+            networks = (networks,)
+        nets = tuple(networks) if networks else (self.network(f"{role}net"),)
+        hosts = tuple(net.allocate() for net in nets)
+        return self._boot(image, role=role, networks=nets, hosts=hosts,
+                          macs=tuple(random_mac() for _ in nets), kept_data={},
+                          options={"memory_mib": memory_mib, "vcpus": vcpus,
+                                   "template": template, "extra_disks": tuple(extra_disks),
+                                   "data_disks": tuple(data_disks), "timeout": timeout})
+
+    def replace(self, machine: Machine, image: ImageArtifact, *, keep_data: bool = True,
+                role: str | None = None) -> Machine:
+        """Stop ``machine`` for good and boot ``image`` in its place: the same networks,
+        addresses and MACs, the same hardware, and its data disks (kept as they are when
+        ``keep_data``, blank otherwise). Returns the new machine."""
+        node = self._nodes.get(machine.name)
+        if node is None:
+            raise LabError(f"{machine.name}: not a machine of this run")
+        with step("replace %s (%s) by a machine of %s%s", machine.name, node.image.name,
+                  image.name, ", keeping its data disks" if keep_data else ""):
+            node.vm.power_off_hard()
+            kept: dict[str, Path] = {}
+            if keep_data:
+                holding = self.lab.directory / "vms" / f"{node.vm.name}-kept"
+                holding.mkdir(parents=True, exist_ok=True)
+                for disk in node.data_disks:
+                    source = _data_disk_path(node.vm.directory, disk)
+                    target = holding / source.name
+                    source.rename(target)
+                    kept[disk.serial] = target
+            self._forget(node.vm)
+            try:
+                return self._boot(image, role=role or node.role, networks=node.networks,
+                                  hosts=node.hosts, macs=node.macs, kept_data=kept,
+                                  options=node.options)
+            finally:
+                for path in kept.values():
+                    shutil.rmtree(path.parent, ignore_errors=True)
+
+    def _boot(self, image: ImageArtifact, *, role: str, networks: tuple[LabNetwork, ...],
+              hosts: tuple[int, ...], macs: tuple[str, ...], kept_data: dict[str, Path],
+              options: dict[str, Any]) -> Machine:
         if image.manifest.get("has_guest_agent") is False:
             raise NoGuestAgent(f"image {image.name}: it does not carry qemu-guest-agent, which "
                                "distrogate needs to control the guest (add it to the spec)")
         name = self._name(role)
         directory = self.lab.directory / "vms" / name
         directory.mkdir(parents=True)
-        network = network or self.network(f"{role}net")
         accel = self.lab.accel(image.kernel)
-        disk = directory / "disk.qcow2"
-        spec = DomainSpec(
-            name=name, uuid=str(uuid.uuid4()), accel=accel, disk=disk,
-            console_log=directory / "console.log", mac=random_mac(), network=network,
-            memory_mib=memory_mib, vcpus=vcpus, kernel=image.kernel, initrd=image.initrd,
-            cmdline=image.cmdline + BOOT_ARGS if image.kernel else "",
-            nvram=directory / "nvram.fd" if image.boot is BootMode.FIRMWARE else None,
-            description=f"distrogate {image.name} {image.digest[:12]}",
-            extra_disks=tuple(extra_disks),
-        )
+        data_disks: tuple[DataDisk, ...] = options["data_disks"]
+        disks = list(options["extra_disks"])
+        for disk in data_disks:
+            path = _data_disk_path(directory, disk)
+            if disk.serial in kept_data:
+                kept_data[disk.serial].rename(path)
+            else:
+                warm.create_disk(path, disk.size_mib << 20, disk.fmt)
+            disks.append(ExtraDisk(path, disk.fmt, False, disk.serial, disk.cache))
+        nics = tuple(Nic(net.libvirt_name, mac) for net, mac in zip(networks, macs, strict=True))
+        spec = self._spec(image, accel, name=name, uuid=str(uuid.uuid4()),
+                          disk=directory / "disk.qcow2", console_log=directory / "console.log",
+                          nics=nics, extra_disks=tuple(disks), memory_mib=options["memory_mib"],
+                          vcpus=options["vcpus"],
+                          nvram=directory / "nvram.fd" if image.boot is BootMode.FIRMWARE else None)
         if image.boot is BootMode.FIRMWARE:
             spec = _with_seed(spec, make_seed(directory / "seed.img", name))
         vm = VM(self.lab.conn(), spec, directory)
-        self._vms.append(vm)
         machine = Machine(vm, image=image)
+        machine.addresses = tuple(a for net, host, mac in zip(networks, hosts, macs, strict=True)
+                                  for a in net.addresses(host, mac))
+        self._nodes[name] = _Node(vm, machine, image, role, networks, hosts, macs, data_disks,
+                                  tuple(options["extra_disks"]), options)
+        writable = " ".join(f"/dev/{extra_disk_target(i)}" for i, d in enumerate(disks)
+                            if not d.readonly)
         try:
-            if template and image.boot is BootMode.DIRECT and not extra_disks:
-                tdir = self._template(image, accel, memory_mib, vcpus)
+            if options["template"] and image.boot is BootMode.DIRECT:
+                hardware = warm.Hardware(accel, spec.memory_mib, spec.vcpus, len(nics),
+                                         tuple(disks))
+                tdir = warm.ensure(self.lab, image, hardware,
+                                   lambda **kw: self._spec(image, accel,
+                                                           memory_mib=spec.memory_mib,
+                                                           vcpus=spec.vcpus, nvram=None, **kw),
+                                   lambda tspec, tdir: self._make_template(image, tspec, tdir))
                 with step("restore %s from template", name):
-                    self._clone(vm, tdir)
+                    template_macs = self._clone(vm, tdir)
                     machine.wait_for_agent(timeout=60)
+                machine.restored = True
                 clock = f"{time.time():.3f}"
             else:
                 with step("boot %s (%s, %s, cold)", name, image.name, accel):
-                    make_overlay(image.disk, image.disk_format, disk)
+                    make_overlay(image.disk, image.disk_format, spec.disk)  # type: ignore[arg-type]
                     vm.power_on()
-                    machine.wait_for_agent(timeout=timeout)
-                clock = ""
-            machine.succeed(["sh", "-c", _IDENTITY, "identity", name[-60:], spec.mac, clock],
-                            timeout=60)
+                    machine.wait_for_agent(timeout=options["timeout"])
+                template_macs, clock = list(macs), ""
+            remap = " ".join(f"{old}={new}" for old, new in zip(template_macs, macs, strict=True))
+            addresses = " ".join(f"{a.mac},{a.interface}" for a in machine.addresses)
+            identity = ["sh", "-c", _IDENTITY, "identity", name[-60:]]
+            machine.succeed([*identity, clock, remap, addresses, writable], timeout=60)
+            machine.after_boot.append(
+                lambda m: _reapply(m, [*identity, "", "", addresses, ""]))
         except GuestError as exc:
             kept = console.keep(vm.console_log, paths.home(), vm.name)
             self._forget(vm)
@@ -164,48 +283,51 @@ class LabRun:
             raise
         return machine
 
+    def _spec(self, image: ImageArtifact, accel: Accel, **fields: Any) -> DomainSpec:
+        return DomainSpec(accel=accel, kernel=image.kernel, initrd=image.initrd,
+                          cmdline=image.cmdline + BOOT_ARGS if image.kernel else "",
+                          description=f"distrogate {image.name} {image.digest[:12]}", **fields)
+
     def cluster(self, image: ImageArtifact, size: int, *, role: str = "node",
                 memory_mib: int = 1024) -> list[Machine]:
-        """``size`` machines of ``image`` on one isolated network, with IPv6 addresses
-        ``fd42:<net>::<1..size>/64`` set through the agent (``machine.address``)."""
+        """``size`` machines of ``image`` on one new isolated network (IPv6:
+        ``machine.ip()``)."""
         network = self.network(f"{role}net")
-        subnet = hashlib.sha256(network.encode()).hexdigest()[:4]
-        machines = []
-        for index in range(size):
-            machine = self.boot(image, role=f"{role}{index + 1}", network=network,
-                                memory_mib=memory_mib)
-            address = f"fd42:{subnet}::{index + 1}"
-            machine.succeed(
-                "dev=$(ls /sys/class/net | grep -v '^lo$' | head -n1); "
-                f"ip -6 addr add {address}/64 dev $dev nodad", timeout=30)
-            machine.address = address  # type: ignore[attr-defined]
-            machines.append(machine)
-        return machines
+        return [self.boot(image, role=f"{role}{index + 1}", networks=network,
+                          memory_mib=memory_mib) for index in range(size)]
 
     def destroy(self, machine: Machine) -> None:
         """Remove one machine now (it is removed at ``close`` otherwise)."""
-        for vm in list(self._vms):
-            if vm.name == machine.name:
-                self._forget(vm)
+        node = self._nodes.get(machine.name)
+        if node is not None:
+            self._forget(node.vm)
+
+    def node_of(self, machine: Machine) -> tuple[VM, tuple[LabNetwork, ...]]:
+        """The VM under ``machine`` and the networks its interfaces are on, in order."""
+        node = self._nodes.get(machine.name)
+        if node is None:
+            raise LabError(f"{machine.name}: not a machine of this run")
+        return node.vm, node.networks
 
     def _forget(self, vm: VM) -> None:
         vm.remove(keep=self.keep_vms)
-        if vm in self._vms:
-            self._vms.remove(vm)
+        self._nodes.pop(vm.name, None)
 
-    def close(self) -> None:
-        """Remove every VM and network of this run and release its lock."""
+    def close(self, *, vms: bool = True) -> None:
+        """Remove every VM and network of this run and release its lock. ``vms=False`` only
+        releases the lock: for a caller that tears the whole lab down next."""
         errors = []
-        for vm in reversed(self._vms):
+        for name in reversed(list(self._nodes) if vms else []):
+            vm = self._nodes[name].vm
             try:
                 vm.remove(keep=self.keep_vms)
             except Exception as exc:
                 errors.append(f"{vm.name}: {exc}")
-        self._vms.clear()
-        if not self.keep_vms:
-            for name in self._networks:
+        self._nodes.clear()
+        if not self.keep_vms and vms:
+            for net in self._networks:
                 with contextlib.suppress(virt.LibvirtError):
-                    self.lab.conn().networkLookupByName(name).destroy()
+                    self.lab.conn().networkLookupByName(net.libvirt_name).destroy()
             self._networks.clear()
         if self._lock_fd >= 0:
             os.close(self._lock_fd)
@@ -215,61 +337,33 @@ class LabRun:
             log.error("cleanup of run %s: %s", self.run_id, "; ".join(errors))
 
     # -- templates -----------------------------------------------------------------------------
-    def _template(self, image: ImageArtifact, accel: Accel, memory_mib: int, vcpus: int) -> Path:
-        key = hashlib.sha256(
-            f"{image.digest}|{accel}|{memory_mib}|{vcpus}|{image.cmdline}".encode()).hexdigest()[:12]
-        root = self.lab.directory / "templates"
-        tdir = root / key
-        if (tdir / "ready.json").exists():
-            return tdir
-        with file_lock(root / f"{key}.lock", timeout=900, what=f"template of {image.name}"):
-            if (tdir / "ready.json").exists():
-                return tdir
-            shutil.rmtree(tdir, ignore_errors=True)
-            tdir.mkdir(parents=True)
-            name = f"{PREFIX}{self.lab.state.lab_id}-tpl{key}"
-            with step("make warm template of %s (%s)", image.name, key):
-                self._make_template(image, accel, memory_mib, vcpus, name, tdir)
-        return tdir
-
-    def _make_template(self, image: ImageArtifact, accel: Accel, memory_mib: int, vcpus: int,
-                       name: str, tdir: Path) -> None:
+    def _make_template(self, image: ImageArtifact, spec: DomainSpec, tdir: Path) -> None:
         conn = self.lab.conn()
-        bridge = "dgt" + hashlib.sha256(name.encode()).hexdigest()[:10]
-        conn.networkCreateXML(network_xml(name, bridge))
-        spec = DomainSpec(name=name, uuid=str(uuid.uuid4()), accel=accel, disk=tdir / "disk.qcow2",
-                          console_log=tdir / "console.log", mac=random_mac(), network=name,
-                          memory_mib=memory_mib, vcpus=vcpus, kernel=image.kernel,
-                          initrd=image.initrd, cmdline=image.cmdline + BOOT_ARGS)
         vm = VM(conn, spec, tdir)
         machine = Machine(vm, image=image)
+        assert spec.disk is not None
         try:
-            make_overlay(image.disk, image.disk_format, spec.disk)  # type: ignore[arg-type]
+            make_overlay(image.disk, image.disk_format, spec.disk)
             vm.power_on()
             machine.wait_for_agent(timeout=BOOT_TIMEOUT)
             machine.execute("systemctl is-system-running --wait", timeout=120)
             machine.succeed("sync", timeout=60)
-            domain = conn.lookupByName(name)
-            domain.save(str(tdir / "state.sav"))
-            atomic_write_json(tdir / "ready.json", {"image": image.summary(),
-                                                    "accel": str(accel)})
+            conn.lookupByName(spec.name).save(str(tdir / "state.sav"))
         except BaseException:
             vm.power_off_hard()
-            shutil.rmtree(tdir, ignore_errors=True)
             raise
-        finally:
-            with contextlib.suppress(virt.LibvirtError):
-                conn.networkLookupByName(name).destroy()
 
-    def _clone(self, vm: VM, tdir: Path) -> None:
+    def _clone(self, vm: VM, tdir: Path) -> list[str]:
         spec = vm.spec
-        assert spec.disk is not None and spec.network is not None
+        assert spec.disk is not None
         make_overlay(tdir / "disk.qcow2", "qcow2", spec.disk)
-        identity = CloneIdentity(name=spec.name, uuid=spec.uuid, disk=spec.disk,
-                                 network=spec.network, mac=spec.mac, console_log=spec.console_log)
+        disks = {"vda": spec.disk} | {extra_disk_target(i): d.path
+                                      for i, d in enumerate(spec.extra_disks)}
+        identity = CloneIdentity(name=spec.name, uuid=spec.uuid, disks=disks, nics=spec.nics,
+                                 console_log=spec.console_log)
+        saved = read_xml(tdir / "state.sav")
         state = vm.directory / "state.sav"
-        write_clone_state(tdir / "state.sav", state, rewrite_for_clone(read_xml(tdir / "state.sav"),
-                                                                       identity))
+        write_clone_state(tdir / "state.sav", state, rewrite_for_clone(saved, identity))
         try:
             self.lab.conn().restore(str(state))
             vm.attach(self.lab.conn().lookupByName(spec.name))
@@ -277,6 +371,15 @@ class LabRun:
             raise LabError(f"{spec.name}: restore from template {tdir} failed: {exc}") from None
         finally:
             state.unlink(missing_ok=True)
+        return interface_macs(saved)
+
+
+def _reapply(machine: Machine, identity: list[str]) -> None:
+    machine.succeed(identity, timeout=60)
+
+
+def _data_disk_path(directory: Path, disk: DataDisk) -> Path:
+    return directory / f"data-{disk.serial}.{disk.fmt}"
 
 
 class BootFailure(GuestError):

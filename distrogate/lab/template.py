@@ -1,7 +1,8 @@
 """Warm templates: boot an image once, save the VM's memory, restore clones of it.
 
 libvirt refuses to restore a saved state under another UUID, so a clone gets a copy of the
-state file whose embedded domain XML is rewritten (name, UUID, disk, network, MAC, console).
+state file whose embedded domain XML is rewritten (name, UUID, disks, networks, MACs,
+console).
 The file format is libvirt's: a 92-byte header (magic, version, data_len, was_running,
 compressed, cookieOffset, padding), the domain XML, a cookie, zero padding up to data_len,
 then QEMU's migration stream, which is copied untouched.
@@ -16,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distrogate.errors import LabError
+from distrogate.lab.xml import Nic
 
 MAGIC = b"LibvirtQemudSave"
 HEADER = struct.Struct("<16s5I14I")  # 92 bytes
@@ -27,9 +29,8 @@ class CloneIdentity:
 
     name: str
     uuid: str
-    disk: Path
-    network: str
-    mac: str
+    disks: dict[str, Path]  # guest target (vda, vdb, ...) -> the clone's file
+    nics: tuple[Nic, ...]  # in the template's interface order
     console_log: Path
     nvram: Path | None = None
 
@@ -50,18 +51,22 @@ def rewrite_for_clone(xml: str, identity: CloneIdentity) -> str:
     _set_text(root, "uuid", identity.uuid)
     for disk in root.iterfind("devices/disk"):
         target = disk.find("target")
-        if target is not None and target.get("dev") == "vda":
-            source = disk.find("source")
-            if source is not None:
-                source.set("file", str(identity.disk))
-    for iface in root.iterfind("devices/interface"):
+        dev = target.get("dev") if target is not None else None
+        source = disk.find("source")
+        if dev in identity.disks and source is not None:
+            source.set("file", str(identity.disks[dev]))
+    interfaces = list(root.iterfind("devices/interface"))
+    if len(interfaces) != len(identity.nics):
+        raise LabError(f"template has {len(interfaces)} network interfaces, the clone "
+                       f"{identity.name} needs {len(identity.nics)}")
+    for iface, nic in zip(interfaces, identity.nics, strict=True):
         source = iface.find("source")
         if source is not None:
             source.attrib.clear()
-            source.set("network", identity.network)
+            source.set("network", nic.network)
         mac = iface.find("mac")
         if mac is not None:
-            mac.set("address", identity.mac)
+            mac.set("address", nic.mac)
         target = iface.find("target")  # the tap device name is the template's; libvirt picks anew
         if target is not None:
             iface.remove(target)
@@ -79,6 +84,13 @@ def rewrite_for_clone(xml: str, identity: CloneIdentity) -> str:
         if nvram is not None:
             nvram.text = str(identity.nvram)
     return ET.tostring(root, encoding="unicode")
+
+
+def interface_macs(xml: str) -> list[str]:
+    """The MAC of every interface in a domain XML, in order (what a restored guest still
+    has until the clone's identity is applied)."""
+    root = ET.fromstring(xml)
+    return [mac.get("address", "") for mac in root.iterfind("devices/interface/mac")]
 
 
 def write_clone_state(template_state: Path, clone_state: Path, new_xml: str) -> None:

@@ -37,6 +37,12 @@ def can_connect(uri: str) -> bool:
     return True
 
 
+def library_version() -> int:
+    """The version of the libvirt library this process uses (major * 1e6 + minor * 1e3 +
+    release)."""
+    return int(libvirt.getVersion())
+
+
 def agent_command(domain: Domain, message: str, timeout: int) -> Any:
     """Send one JSON ``message`` to the QEMU guest agent of ``domain``; its JSON reply text
     (raises :data:`LibvirtError`)."""

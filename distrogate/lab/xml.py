@@ -21,12 +21,28 @@ class Accel(enum.StrEnum):
 
 @dataclass(frozen=True)
 class ExtraDisk:
-    """An additional disk (cloud-init seed, read-only data image)."""
+    """An additional disk: a cloud-init seed or a read-only data image (shared by every VM
+    that attaches it), or a node's own writable data disk. ``cache`` is QEMU's cache mode
+    (default: ``none`` for read-only disks, ``unsafe`` for writable ones)."""
 
     path: Path
     fmt: str = "raw"
     readonly: bool = True
     serial: str = ""
+    cache: str = ""
+
+    @property
+    def cache_mode(self) -> str:
+        """The cache mode QEMU gets for this disk."""
+        return self.cache or ("none" if self.readonly else "unsafe")
+
+
+@dataclass(frozen=True)
+class Nic:
+    """One network interface: the libvirt network it is plugged into and its MAC."""
+
+    network: str
+    mac: str
 
 
 @dataclass(frozen=True)
@@ -38,8 +54,7 @@ class DomainSpec:
     accel: Accel
     disk: Path | None
     console_log: Path
-    mac: str
-    network: str | None
+    nics: tuple[Nic, ...]
     memory_mib: int = 1024
     vcpus: int = 2
     kernel: Path | None = None
@@ -89,14 +104,14 @@ def domain_xml(spec: DomainSpec) -> str:
     devices = _sub(dom, "devices")
     _sub(devices, "emulator", "/usr/bin/qemu-system-x86_64")
     if spec.disk is not None:
-        _disk(devices, spec.disk, "qcow2", "vda", readonly=False, serial="root")
+        _disk(devices, spec.disk, "qcow2", "vda", readonly=False, serial="root", cache="unsafe")
     for index, extra in enumerate(spec.extra_disks):
-        _disk(devices, extra.path, extra.fmt, "vd" + chr(ord("b") + index),
-              readonly=extra.readonly, serial=extra.serial)
-    if spec.network is not None:
+        _disk(devices, extra.path, extra.fmt, extra_disk_target(index),
+              readonly=extra.readonly, serial=extra.serial, cache=extra.cache_mode)
+    for nic in spec.nics:
         iface = _sub(devices, "interface", type="network")
-        _sub(iface, "source", network=spec.network)
-        _sub(iface, "mac", address=spec.mac)
+        _sub(iface, "source", network=nic.network)
+        _sub(iface, "mac", address=nic.mac)
         _sub(iface, "model", type="virtio")
     serial = _sub(devices, "serial", type="file")
     _sub(serial, "source", path=str(spec.console_log))
@@ -113,10 +128,15 @@ def domain_xml(spec: DomainSpec) -> str:
     return ET.tostring(dom, encoding="unicode")
 
 
+def extra_disk_target(index: int) -> str:
+    """The guest device name of the ``index``-th extra disk: vdb, vdc, ..."""
+    return "vd" + chr(ord("b") + index)
+
+
 def _disk(devices: ET.Element, path: Path, fmt: str, target: str, *, readonly: bool,
-          serial: str) -> None:
+          serial: str, cache: str) -> None:
     disk = _sub(devices, "disk", type="file", device="disk")
-    _sub(disk, "driver", name="qemu", type=fmt, cache="unsafe" if not readonly else "none")
+    _sub(disk, "driver", name="qemu", type=fmt, cache=cache)
     _sub(disk, "source", file=str(path))
     _sub(disk, "target", dev=target, bus="virtio")
     if readonly:
