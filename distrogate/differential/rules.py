@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from distrogate.differential.delta import Judgement
 from distrogate.differential.observations import (
     ElementSet,
-    Exit,
     Observation,
     Order,
     Output,
@@ -150,19 +149,21 @@ def first_difference(base: Order, cand: Order, noun: str = "elements") -> str:
 
 
 def seconds_of(obs: Observation | None) -> float | None:
-    """The seconds a :class:`Value` observation holds (``None``: ran out of its bound)."""
-    if isinstance(obs, Value) and isinstance(obs.value, int | float) \
-            and not isinstance(obs.value, bool):
-        return float(obs.value)
-    if isinstance(obs, Exit) and obs.status is None:
-        return None
+    """The seconds a :class:`Value` observation holds: a number, or a mapping with
+    ``seconds`` (and ``passed``: False means it ran out); ``None``: it ran out of its bound."""
+    value = obs.value if isinstance(obs, Value) else None
+    if isinstance(value, dict):
+        value = value.get("seconds") if value.get("passed", True) is True else None
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
     return None
 
 
 @dataclass(frozen=True)
 class Bound:
     """A time bound judged against the baseline's time on the same lab (observations: the
-    seconds each side took as a :class:`Value`, ``Value(None)`` when it ran out of the bound).
+    seconds each side took as a :class:`Value`, ``Value(None)`` when it ran out of the bound; or
+    a mapping with ``seconds`` and ``passed``, as a check's result).
     A lab too slow to tell (the baseline itself came within ``margin`` of the bound) is
     *inconclusive*."""
 

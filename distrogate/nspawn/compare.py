@@ -39,30 +39,22 @@ def timed_out(result: CheckResult) -> bool:
         result.got.exit_code is None or result.detail.startswith("not reached within"))
 
 
-def seconds(result: CheckResult | None) -> Value:
-    """The time a check took, for the bound rule (``Value(None)``: it ran out or failed)."""
-    return Value(result.seconds if result is not None and result.ok else None)
-
-
 def rule_for(candidate: CheckResult, baseline: CheckResult | None,
-             bound: float | None = None) -> tuple[Rule, bool]:
-    """The rule that judges ``candidate`` against ``baseline``, and whether it compares times
-    (the bound rule: observe :func:`seconds`) rather than results (observe
-    :meth:`CheckResult.observation`)."""
+             bound: float | None = None) -> Rule:
+    """The rule that judges ``candidate`` against ``baseline``: its time bound when the
+    candidate ran out of it (the bound rule reads ``seconds`` and ``passed`` from the
+    observations), else the check's expectation."""
     if bound is not None and baseline is not None and timed_out(candidate) \
             and (baseline.ok or timed_out(baseline)):
-        return Bound(bound), True
-    return Exact(predicate=passed, wanted=candidate.expected), False
+        return Bound(bound)
+    return Exact(predicate=passed, wanted=candidate.expected)
 
 
 def observations(candidate: CheckResult, baseline: CheckResult | None,
                  bound: float | None = None) -> tuple[Rule, Observation | None, Observation]:
     """The rule and the two observations (baseline, candidate) that judge one check."""
-    rule, by_time = rule_for(candidate, baseline, bound)
-    if by_time:
-        return rule, seconds(baseline), seconds(candidate)
-    return rule, baseline.observation() if baseline is not None else None, \
-        candidate.observation()
+    return (rule_for(candidate, baseline, bound),
+            baseline.observation() if baseline is not None else None, candidate.observation())
 
 
 def delta_of(candidate: CheckResult, baseline: CheckResult | None,
