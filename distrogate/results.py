@@ -3,7 +3,13 @@
 The pytest plugin builds a :class:`RunInfo` and one :class:`TestRecord` per test and calls
 :func:`write_results`; the verdict and the reports call :func:`load_results`. The file is
 validated against ``schemas/results.schema.json`` (JSON Schema draft 2020-12) both ways, and
-carries ``schema_version: 1``.
+carries ``schema_version: 2``: each record's comparisons are ``deltas``
+(:class:`~distrogate.differential.Delta`, with the baseline's and the candidate's observations).
+
+A version 1 file (a test-level ``delta`` and per-item ``items``, no observations) is migrated when
+read (:func:`migrate_v1`): each item becomes a delta without observations (rule ``v1``), and a
+test-level delta with no items one delta named after the test. Other versions are refused with
+one line naming the file.
 
 Image dicts (``RunInfo.candidate``/``baseline``) have the string keys ``name``, ``digest``,
 ``release``, ``glibc``, ``kernel`` and ``boot``; ``name`` and ``digest`` are required.
@@ -24,13 +30,14 @@ from typing import Any
 
 import jsonschema
 
-from distrogate.differential import DeltaStatus, Item
+from distrogate.differential import Delta
 from distrogate.errors import InputError
 from distrogate.fsutil import atomic_write_json
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+V1_RULE = "v1"  # the rule named by deltas migrated from a version 1 file
 IMAGE_KEYS = ("name", "digest", "release", "glibc", "kernel", "boot")
 _MAX_PROBLEM = 200
 
@@ -104,8 +111,7 @@ class TestRecord:
     artifacts: list[Artifact] = field(default_factory=list)
     markers: list[str] = field(default_factory=list)
     started: str = ""
-    delta: str = ""  # a DeltaStatus value when the test compared the images itself
-    items: list[Item] = field(default_factory=list)
+    deltas: list[Delta] = field(default_factory=list)  # the test's comparisons of the images
     role: str = ""  # candidate | baseline for a test parametrized over the images
     pair: str = ""  # that test's id with the role left out
 
@@ -132,6 +138,7 @@ class Results:
     run: RunInfo
     records: list[TestRecord]
     schema_version: int = SCHEMA_VERSION
+    migrated_from: int | None = None  # the version of the file read, when it was migrated
 
 
 def headline(message: str, limit: int = 300) -> str:
@@ -177,7 +184,7 @@ def record_to_dict(record: TestRecord) -> dict[str, Any]:
     """A :class:`TestRecord` in its JSON form (the inverse of :func:`record_from_dict`)."""
     doc = asdict(record)
     doc["outcome"] = str(Outcome(record.outcome))
-    doc["items"] = [Item.to_dict(i) for i in record.items]
+    doc["deltas"] = [d.to_dict() for d in record.deltas]
     return doc
 
 
@@ -212,15 +219,49 @@ def load_results(path: Path) -> Results:
         raise InputError(
             f"{path}: not valid JSON: line {exc.lineno} column {exc.colno}: {exc.msg}"
         ) from None
+    version = doc.get("schema_version") if isinstance(doc, dict) else None
+    if version == 1:
+        _validate(doc, path, schema_v1())
+        log.warning("%s: results schema version 1, migrated to version %d (items and the "
+                    "test-level delta became deltas without observations)", path, SCHEMA_VERSION)
+        doc = migrate_v1(doc)
+    elif isinstance(version, int) and not isinstance(version, bool) \
+            and version != SCHEMA_VERSION:
+        raise InputError(f"{path}: results schema version {version} is not supported (this "
+                         f"distrogate reads versions 1 and {SCHEMA_VERSION})")
     _validate(doc, path)
-    return results_from_dict(doc)
+    return results_from_dict(doc, migrated_from=1 if version == 1 else None)
 
 
-def results_from_dict(doc: dict[str, Any]) -> Results:
-    """Build :class:`Results` from an already validated document."""
+def results_from_dict(doc: dict[str, Any], migrated_from: int | None = None) -> Results:
+    """Build :class:`Results` from an already validated (version 2) document."""
     run = RunInfo(**doc["run"])
     records = [record_from_dict(r) for r in doc["records"]]
-    return Results(run=run, records=records, schema_version=doc["schema_version"])
+    return Results(run=run, records=records, schema_version=doc["schema_version"],
+                   migrated_from=migrated_from)
+
+
+def migrate_v1(doc: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 results document as version 2 (a new document; ``doc`` is unchanged)."""
+    return {**doc, "schema_version": SCHEMA_VERSION,
+            "records": [migrate_record_v1(r) for r in doc["records"]]}
+
+
+def migrate_record_v1(doc: dict[str, Any]) -> dict[str, Any]:
+    """One version 1 record (``delta``, ``items``) as version 2 (``deltas`` without
+    observations); a record without those keys is returned as it is."""
+    if "items" not in doc and "delta" not in doc:
+        return doc
+    out = {k: v for k, v in doc.items() if k not in ("items", "delta")}
+    deltas = [{"id": i["id"], "status": i["status"], "title": i.get("title", ""),
+               "rule": V1_RULE, "detail": "", "baseline": None, "candidate": None}
+              for i in doc.get("items", [])]
+    if not deltas and doc.get("delta"):
+        name = doc["nodeid"].split("::")[-1] or doc["nodeid"]
+        deltas = [{"id": name, "status": doc["delta"], "title": "", "rule": V1_RULE,
+                   "detail": "", "baseline": None, "candidate": None}]
+    out["deltas"] = out.get("deltas", []) + deltas
+    return out
 
 
 NO_RESULT = "no result: the test was planned but never reported"
@@ -270,7 +311,9 @@ def read_journal(path: Path) -> list[dict[str, Any]]:
 
 
 def record_from_dict(doc: dict[str, Any]) -> TestRecord:
-    """A :class:`TestRecord` from its JSON form (keys the record does not know are ignored)."""
+    """A :class:`TestRecord` from its JSON form (keys the record does not know are ignored; a
+    version 1 record, as an old run journal holds, is migrated)."""
+    doc = migrate_record_v1(doc)
     known = set(TestRecord.__dataclass_fields__)
     fields = {k: v for k, v in doc.items() if k in known}
     fields["outcome"] = Outcome(doc["outcome"])
@@ -281,8 +324,7 @@ def record_from_dict(doc: dict[str, Any]) -> TestRecord:
     }
     fields["findings"] = [Finding(**f) for f in doc.get("findings", [])]
     fields["artifacts"] = [Artifact(**a) for a in doc.get("artifacts", [])]
-    fields["items"] = [Item(i["id"], DeltaStatus(i["status"]), i.get("title", ""))
-                       for i in doc.get("items", [])]
+    fields["deltas"] = [Delta.from_dict(d) for d in doc.get("deltas", [])]
     return TestRecord(**fields)
 
 
@@ -294,8 +336,16 @@ def schema() -> dict[str, Any]:
     return loaded
 
 
-def _validate(doc: Any, path: Path) -> None:
-    validator = jsonschema.Draft202012Validator(schema())
+@cache
+def schema_v1() -> dict[str, Any]:
+    """The version 1 results schema (to check a file before migrating it)."""
+    text = resources.files("distrogate").joinpath("schemas/results.v1.schema.json").read_text()
+    loaded: dict[str, Any] = json.loads(text)
+    return loaded
+
+
+def _validate(doc: Any, path: Path, against: dict[str, Any] | None = None) -> None:
+    validator = jsonschema.Draft202012Validator(against or schema())
     errors = sorted(validator.iter_errors(doc), key=_document_order)
     if errors:
         first = errors[0]

@@ -10,9 +10,11 @@ The candidate is judged against the baseline:
   failing is *also-fails-on-baseline*, not a regression; the candidate failing while the
   baseline's side errored or did not run cannot be judged (*error*). The baseline's side never
   blocks on its own;
-* a test that compared the images itself says so with its ``delta`` and its ``items``: a
-  failure whose regressions are all waived item by item is *waived*; a failure with no
-  regression but failures the baseline shares is *also-fails-on-baseline*;
+* a test that compared the images itself says so with its ``deltas`` (one per check or item,
+  :class:`~distrogate.differential.Delta`): a failure whose regressions are all waived item by
+  item is *waived*; a failure with no regression but failures the baseline shares is
+  *also-fails-on-baseline*; a test that passed with an *inconclusive* delta (too noisy, a lab
+  too slow to judge a bound) is *error*: it decided nothing;
 * ``suites.<name>.absolute: true`` in the policy makes failures the baseline shares count.
 
 Effective outcomes after waivers: ``passed``, ``failed``, ``error``, ``skipped``, ``waived``,
@@ -44,7 +46,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from distrogate.differential import DeltaStatus
+from distrogate.differential import DeltaStatus, overall
 from distrogate.fsutil import atomic_write_json
 from distrogate.policy import Mode, Policy, Waiver, item_subject
 from distrogate.results import Outcome, Results, TestRecord, headline, missing_records, worst
@@ -92,7 +94,7 @@ class TestVerdict:
     findings: tuple[str, ...] = ()
     waiver: str | None = None
     role: str = ""  # baseline: the reference side of a pair, never judged on its own
-    delta: str = ""  # the DeltaStatus the verdict read
+    delta: str = ""  # the DeltaStatus that sums up the test's deltas (the most severe)
     regressions: tuple[str, ...] = ()  # failing items not waived: "id: title"
     waived_items: tuple[str, ...] = ()
     baseline_outcome: str = ""  # for a pair: what the baseline's side did
@@ -240,18 +242,24 @@ def _judge(nodeid: str, records: list[TestRecord], policy: Policy, today: date,
         nodeid=nodeid, suite=suite, mode=policy.mode_for(nodeid, suite), outcome=outcome,
         effective=Effective(outcome.value), message=message,
         findings=tuple(f.title for r in records for f in r.findings),
-        role=first.role, delta=next((r.delta for r in records if r.delta), ""),
+        role=first.role,
     )
+    deltas = list({d.id: d for r in records for d in r.deltas}.values())
+    summed = overall(deltas)
+    if summed is not None:
+        base = replace(base, delta=str(summed))
+    undecided = [d for d in deltas if d.status is DeltaStatus.INCONCLUSIVE]
+    if undecided and outcome is Outcome.PASSED:
+        base = replace(base, effective=Effective.ERROR, message="\n".join(
+            [f"inconclusive: {d.sentence()}: {d.detail}" for d in undecided] + [message]).strip())
     if first.role == "candidate" and first.pair:
         base = _against_baseline(base, baselines.get(first.pair), absolute)
     if base.effective is not Effective.FAILED:
         return base
-    items = {i.id: i for r in records for i in r.items}
-    failing = [i for i in items.values() if i.status is DeltaStatus.REGRESSION
-               or (absolute and i.status is DeltaStatus.ALSO_FAILS_ON_BASELINE)]
-    shared = [i for i in items.values() if i.status is DeltaStatus.ALSO_FAILS_ON_BASELINE]
-    if not absolute and ((items and not failing and shared) or (
-            not items and base.delta == DeltaStatus.ALSO_FAILS_ON_BASELINE)):
+    failing = [d for d in deltas if d.status is DeltaStatus.REGRESSION
+               or (absolute and d.status is DeltaStatus.ALSO_FAILS_ON_BASELINE)]
+    shared = [d for d in deltas if d.status is DeltaStatus.ALSO_FAILS_ON_BASELINE]
+    if not absolute and deltas and not failing and shared:
         return replace(base, effective=Effective.ALSO_FAILS)
     waiver = policy.live_waiver(nodeid, today)
     if waiver is not None:
@@ -259,8 +267,7 @@ def _judge(nodeid: str, records: list[TestRecord], policy: Policy, today: date,
     by_item = policy.live_item_waivers(nodeid, today)
     waived = [i for i in failing if item_subject(i.id) in by_item]
     left = [i for i in failing if item_subject(i.id) not in by_item]
-    named = tuple(i.title if i.title.startswith(i.id) else f"{i.id}: {i.title}" if i.title
-                  else i.id for i in left)
+    named = tuple(d.sentence() for d in left)
     if failing and not left:
         patterns = sorted({by_item[item_subject(i.id)].pattern for i in waived})
         return replace(base, effective=Effective.WAIVED, waiver=", ".join(patterns),

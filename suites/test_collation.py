@@ -14,8 +14,10 @@ random strings (hypothesis) for the blocking locales. Every locale is blocking b
 (``blocking_locales: all``); a group the policy leaves empty is not collected at all (an
 advisory test is collected only when ``blocking_locales`` is a list).
 
-Each changed or missing locale, and each locale where strcoll_l disagrees with strxfrm, is
-recorded as an item of its own (``th_TH.UTF-8``, ``strcoll:th_TH.UTF-8``), so that a waiver can
+Each checked locale is a delta of its own (``th_TH.UTF-8``: the order fingerprints of both images
+under the ordering rule, or for a locale the candidate lacks, the checked locales each image
+ships under the set rule), and so is each locale where strcoll_l disagrees with strxfrm
+(``strcoll:th_TH.UTF-8``, an exact rule on each image's disagreeing pairs), so that a waiver can
 name one locale: ``{pattern: "suites/test_collation.py::test_locale_order[blocking]",
 items: [th_TH.UTF-8], ...}``.
 """
@@ -34,6 +36,7 @@ from hypothesis import strategies as st
 from distrogate.collation import guest as g
 from distrogate.collation.compare import (
     ACTION,
+    MISSING_ACTION,
     STRCOLL_ACTION,
     Comparison,
     LocaleOutcome,
@@ -43,7 +46,7 @@ from distrogate.collation.corpus import Corpus, build_corpus
 from distrogate.collation.diff import show
 from distrogate.collation.settings import CollationSettings
 from distrogate.collation.strategies import string_lists
-from distrogate.differential import DeltaStatus
+from distrogate.differential import DeltaStatus, ElementSet, Order, Ordering
 from distrogate.errors import GuestError, ImageFault, InputError
 from distrogate.guest.machine import Machine
 from fixtures.suites import suite_settings
@@ -90,7 +93,8 @@ def _write_artifact(record: Any, name: str, data: Any) -> Path:
     return path
 
 
-def _finding(record: Any, outcome: LocaleOutcome, group: str) -> None:
+def _finding(record: Any, outcome: LocaleOutcome, group: str,
+             shipped: tuple[ElementSet, ElementSet]) -> None:
     data = outcome.summary()
     data["group"] = group
     if outcome.status == "changed" and outcome.diff is not None:
@@ -103,13 +107,12 @@ def _finding(record: Any, outcome: LocaleOutcome, group: str) -> None:
                   f"{', '.join(outcome.files_changed) or 'none (the glibc code changed)'}. "
                   f"Action: {ACTION}.")
         record.finding(f"collation of {outcome.name} changed", detail, data)
-        record.item(outcome.name, DeltaStatus.REGRESSION,
-                    f"{outcome.headline()}. Action: {ACTION}")
+        record.add_delta(outcome.delta(shipped, ACTION))
     else:
         action = f". Action: {data['action']}." if "action" in data else ""
         record.finding(f"collation of {outcome.name}: {outcome.status}",
                        outcome.detail + action, data)
-        record.item(outcome.name, DeltaStatus.REGRESSION, outcome.headline() + action)
+        record.add_delta(outcome.delta(shipped, MISSING_ACTION))
 
 
 def _strcoll(record: Any, comparison: Comparison, names: list[str]) -> list[LocaleOutcome]:
@@ -117,12 +120,11 @@ def _strcoll(record: Any, comparison: Comparison, names: list[str]) -> list[Loca
     found = comparison.strcoll_findings(names)
     regressions = []
     for outcome in found:
-        status = outcome.strcoll_status()
-        if status is None:  # strcoll_findings keeps none of these
+        delta = outcome.strcoll_delta(comparison.corpus)
+        if delta is None:  # strcoll_findings keeps none of these
             continue
-        record.item(f"strcoll:{outcome.name}", status,
-                    outcome.strcoll_headline(comparison.corpus))
-        if status is DeltaStatus.REGRESSION:
+        record.add_delta(delta)
+        if delta.status is DeltaStatus.REGRESSION:
             regressions.append(outcome)
     if found:
         record.finding(f"strcoll_l disagrees with strxfrm in {len(found)} locales",
@@ -164,8 +166,11 @@ def test_locale_order(group: str, comparison: Comparison, collation_settings: Co
     changed = comparison.by_status("changed", names)
     missing = comparison.by_status("missing", names)
     unchanged = comparison.by_status("unchanged", names)
+    shipped = (comparison.shipped("baseline", names), comparison.shipped("candidate", names))
     for outcome in missing + changed:
-        _finding(record, outcome, group)
+        _finding(record, outcome, group, shipped)
+    for outcome in unchanged:
+        record.add_delta(outcome.delta())
     strcoll = _strcoll(record, comparison, names)
     files = {n: c for n, c in comparison.files_changed().items() if n in set(names)}
     if files:
@@ -269,9 +274,17 @@ def test_random_strings_sort_alike(baseline: Machine, candidate: Machine,
     except AssertionError as exc:
         record.finding("random strings sort differently (hypothesis, shrunk)", str(exc)[:2000],
                        {"locales": locales})
-        for names in seen.values():
+        shortest: dict[str, tuple[str, ...]] = {}  # per locale, its smallest failing list
+        for strings, names in seen.items():
             for name in names:
-                record.item(g.policy_name(name), DeltaStatus.REGRESSION,
-                            f"{g.policy_name(name)}: random strings sort differently")
+                if name not in shortest or len(strings) < len(shortest[name]):
+                    shortest[name] = strings
+        for name, strings in shortest.items():
+            base_orders, cand_orders = orders(list(strings), [name])
+            item = g.policy_name(name)
+            record.observe(item, "baseline", Order.of([strings[i] for i in base_orders[name]]))
+            record.observe(item, "candidate", Order.of([strings[i] for i in cand_orders[name]]))
+            record.compare(item, Ordering(noun="strings"),
+                           title=f"{item}: random strings sort differently")
         raise
     record.measure("hypothesis_lists_sorted", len(seen), "lists")

@@ -2,9 +2,13 @@
 
 A PostgreSQL container tree (built on the host, cached) is installed under /var/lib/machines on
 the candidate and on the baseline (read-only root, writable config and data volumes, private
-network), and each check runs on both (see ``distrogate.nspawn.checks``). A check the candidate
-fails is a finding naming the operation, what was expected and what came back, with the journal
-lines of the host and the container, and what the baseline did. A check the baseline fails too
+network), and each check runs on both (see ``distrogate.nspawn.checks``): its result on each
+image is an observation, and the check's rule turns the two into a delta
+(``distrogate.nspawn.compare``). A check the candidate fails is a finding naming the operation,
+what was expected and what came back, with the journal lines of the host and the container, and
+what the baseline did. Host-side checks (``host_journal``, ``host_metrics``) observe what the
+fleet's host agents rely on: the container's journal in the host's own journal files, its
+control group on the host. A check the baseline fails too
 is not a regression (the verdict lists it apart, unless the policy makes the suite absolute);
 a time bound the candidate ran out of is judged against the baseline's time on the same lab.
 
@@ -19,11 +23,11 @@ import json
 import pytest
 
 from distrogate.differential import DeltaStatus
-from distrogate.errors import LabError
 from distrogate.images.artifact import ImageArtifact
 from distrogate.lab.run import LabRun
 from distrogate.nspawn.checks import CHECK_NAMES, OPERATIONS
-from distrogate.nspawn.suite import SuiteConfig, SuiteRun, run_suite
+from distrogate.nspawn.compare import observations
+from distrogate.nspawn.suite import SuiteConfig, SuiteRun, bound_of, run_suite
 from fixtures.recording import Recorder
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
@@ -58,33 +62,37 @@ def test_every_check_ran_on_both_images(nspawn_run: SuiteRun, suite_config: Suit
 
 @pytest.mark.parametrize("check", CHECK_NAMES)
 def test_nspawn(check: str, nspawn_run: SuiteRun, record: Recorder) -> None:
-    """One check on both images: the candidate must do what the baseline does."""
+    """One check on both images: the candidate must do what the baseline does. Each image's
+    result is observed, and the check's rule (the expectation, or its time bound) compares
+    them; an inconclusive delta (the lab too slow to judge a bound) is an error."""
     try:
-        item = nspawn_run.comparison(check)
+        cand, base = nspawn_run.results(check)
     except KeyError:
         pytest.skip(f"check {check} not selected (suites.nspawn.checks)")
-    cand, base = item.candidate, item.baseline
     if cand.ok:
         record.measure(f"candidate_{check}_time", cand.seconds, "s")
     if base is not None and base.ok:
         record.measure(f"baseline_{check}_time", base.seconds, "s")
-    if item.status is None:
-        raise LabError(f"{OPERATIONS[check]} ({check}): {item.describe()}")
-    record.item(check, item.status, item.describe())
-    record.delta(item.status)
-    if item.status is DeltaStatus.FIXED:
-        record.finding(f"{OPERATIONS[check]} ({check}): fixed on the candidate", item.describe())
-    if not cand.ok:
+    rule, base_seen, cand_seen = observations(cand, base, bound_of(check, nspawn_run.bounds))
+    if base_seen is not None:
+        record.observe(check, "baseline", base_seen)
+    record.observe(check, "candidate", cand_seen)
+    delta = record.compare(check, rule, title=cand.operation)
+    said = f"{cand.operation}: {delta.detail}"
+    if delta.status is DeltaStatus.FIXED:
+        record.finding(f"{OPERATIONS[check]} ({check}): fixed on the candidate", said)
+    if not cand.ok and delta.status is not DeltaStatus.INCONCLUSIVE:
         kind = {DeltaStatus.REGRESSION: "regression",
                 DeltaStatus.ALSO_FAILS_ON_BASELINE: "fails on the promoted image too "
-                                                    "(not a regression)"}[item.status]
+                                                    "(not a regression)"}[delta.status]
         record.finding(
-            f"{OPERATIONS[check]} ({check}) broken on the candidate: {kind}",
-            item.describe(),
-            data={"check": check, "status": str(item.status), "operation": cand.operation,
+            f"{OPERATIONS[check]} ({check}) broken on the candidate: {kind}", said,
+            data={"check": check, "status": str(delta.status), "operation": cand.operation,
                   "expected": cand.expected, "exit_code": cand.got.exit_code,
                   "stdout": cand.got.stdout[-2000:], "stderr": cand.got.stderr[-2000:],
                   "detail": cand.detail, "host_journal": list(cand.host_journal),
                   "container_journal": list(cand.container_journal),
                   "baseline": base.summary() if base is not None else None})
-    assert cand.ok, item.describe()
+    assert cand.ok or delta.status is DeltaStatus.INCONCLUSIVE, (
+        f"{said} — candidate: {cand.summary()}; baseline: "
+        f"{base.summary() if base is not None else 'did not run'}")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import pytest
 
-from distrogate.differential import judge
+from distrogate.differential import Exact, Observation, Value
 from distrogate.guest.machine import Machine
 from fixtures.recording import Recorder
 
@@ -44,8 +44,15 @@ def test_agent_answers(role: str, request: pytest.FixtureRequest) -> None:
     assert info.get("version"), f"{role}: guest-info has no version: {info}"
 
 
+def _complete(observation: Observation | None) -> bool:
+    """Whether image facts name the release and the glibc version."""
+    return isinstance(observation, Value) and isinstance(observation.value, dict) and bool(
+        observation.value.get("os_release") and observation.value.get("glibc"))
+
+
 def test_image_facts(candidate: Machine, baseline: Machine, record: Recorder) -> None:
-    """Record os-release, kernel and glibc of both images (as seen from inside)."""
+    """Record os-release, kernel and glibc of both images (as seen from inside): each image's
+    facts are an observation; both must name their release and glibc."""
     facts = {}
     for role, machine in (("candidate", candidate), ("baseline", baseline)):
         os_release = dict(
@@ -57,6 +64,7 @@ def test_image_facts(candidate: Machine, baseline: Machine, record: Recorder) ->
             "kernel": machine.succeed("uname -r").strip(),
             "glibc": glibc.removeprefix("glibc ").strip(),
         }
+        record.observe("image_facts", role, Value(facts[role]))
     record.finding(
         "images under test",
         f"candidate: {facts['candidate']['os_release']}, kernel {facts['candidate']['kernel']}, "
@@ -64,8 +72,7 @@ def test_image_facts(candidate: Machine, baseline: Machine, record: Recorder) ->
         f"kernel {facts['baseline']['kernel']}, glibc {facts['baseline']['glibc']}",
         data={f"{role}_{key}": value for role, values in facts.items()
               for key, value in values.items()})
-    complete = {role: bool(f["os_release"] and f["glibc"]) for role, f in facts.items()}
-    record.delta(judge(complete["candidate"], complete["baseline"]))
-    assert complete["candidate"], (
-        f"candidate: os-release PRETTY_NAME {facts['candidate']['os_release']!r}, glibc "
-        f"{facts['candidate']['glibc']!r} (baseline: {facts['baseline']})")
+    delta = record.compare("image_facts", Exact(predicate=_complete, wanted="a release name "
+                                                "(os-release PRETTY_NAME) and a glibc version"),
+                           title="os-release, kernel and glibc")
+    assert _complete(delta.candidate), delta.detail

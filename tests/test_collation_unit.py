@@ -44,7 +44,7 @@ from distrogate.collation.corpus import (
 from distrogate.collation.diff import diff_orders, longest_increasing, show
 from distrogate.collation.settings import parse_settings
 from distrogate.collation.sorter import MAX_GLIBC, build_sorter, required_glibc
-from distrogate.differential import DeltaStatus
+from distrogate.differential import DeltaStatus, ElementSet
 from distrogate.errors import GuestError, InputError
 
 
@@ -514,3 +514,28 @@ def test_strcoll_stride_samples_only_supplementary_and_single_ideograph_pairs(
     # code point order: x y é ก 一 一a 丁 가: only 丁/가 (two single ideographs, the first not
     # at a corpus index divisible by 1000) is sampled out; every other pair is verified
     assert row.pairs_checked == len(ideographs) - 2
+
+
+def test_each_locale_is_an_order_observation_and_a_missing_one_a_set() -> None:
+    same = LocaleOutcome("en_US.utf8", "unchanged", baseline=_result("en_US.utf8", "f1"),
+                         candidate=_result("en_US.utf8", "f1"))
+    assert same.delta().status is DeltaStatus.UNCHANGED and same.delta().rule == "ordering"
+    moved = LocaleOutcome("th_TH.utf8", "changed", baseline=_result("th_TH.utf8", "f1"),
+                          candidate=_result("th_TH.utf8", "f2"))
+    delta = moved.delta(action="REINDEX")
+    assert (delta.id, delta.status, delta.rule) == ("th_TH.UTF-8", DeltaStatus.REGRESSION,
+                                                   "ordering")
+    assert delta.title.endswith("Action: REINDEX") and delta.title.startswith("th_TH.UTF-8")
+    assert delta.baseline is not None and delta.candidate is not None
+    gone = LocaleOutcome("aa_ER@saaho", "missing", baseline=_result("aa_ER@saaho", "f"),
+                         candidate=g.SortResult("aa_ER@saaho", "missing", "-", 0, 0, "-", 0.0))
+    shipped = (ElementSet.of(["aa_ER@saaho", "C.UTF-8"]), ElementSet.of(["C.UTF-8"]))
+    lost = gone.delta(shipped, "keep the locale")
+    assert (lost.status, lost.rule) == (DeltaStatus.REGRESSION, "set")
+    assert "lacks 1 locales the baseline has: aa_ER@saaho" in lost.detail
+    disagree = LocaleOutcome("th_TH.utf8", "unchanged", baseline=_result("th_TH.utf8", "f", 0),
+                             candidate=_result("th_TH.utf8", "f", 3))
+    strcoll = disagree.strcoll_delta(corpus_from_strings(["2/X", "2x"]))
+    assert strcoll is not None and strcoll.id == "strcoll:th_TH.UTF-8"
+    assert strcoll.status is DeltaStatus.REGRESSION and strcoll.rule == "exact"
+    assert same.strcoll_delta(corpus_from_strings(["a"])) is None

@@ -138,7 +138,9 @@ def test_gate_rejects_the_planted_fault_naming_locale_and_characters(cli: Cli,
     assert "de_DE.UTF-8" in (run_dir / "summary.html").read_text()
     results = json.loads((run_dir / "results.json").read_text())
     [record] = [t for t in results["records"] if t["nodeid"].endswith("[blocking]")]
-    regressions = {i["id"] for i in record["items"] if i["status"] == "regression"}
-    assert regressions == {"de_DE.UTF-8"}, record["items"]
-    [item] = [i for i in record["items"] if i["id"] == "de_DE.UTF-8"]
-    assert "REINDEX" in item["title"]
+    regressions = {d["id"] for d in record["deltas"] if d["status"] == "regression"}
+    assert regressions == {"de_DE.UTF-8"}, record["deltas"]
+    [item] = [d for d in record["deltas"] if d["id"] == "de_DE.UTF-8"]
+    assert "REINDEX" in item["title"] and item["rule"] == "ordering"
+    assert item["baseline"]["kind"] == item["candidate"]["kind"] == "order"
+    assert item["baseline"]["digest"] != item["candidate"]["digest"]

@@ -14,7 +14,7 @@ from distrogate import proc
 from distrogate.differential import DeltaStatus
 from distrogate.errors import InputError
 from distrogate.nspawn.checks import Bounds, CheckResult, Got, readonly_probe, tty_output_matches
-from distrogate.nspawn.compare import classify, compare
+from distrogate.nspawn.compare import delta_of, deltas
 from distrogate.nspawn.install import install_script, nspawn_settings
 from distrogate.nspawn.suite import SuiteConfig
 from distrogate.nspawn.tree import ContainerSpec, Volume, ext4_size, make_ext4
@@ -157,8 +157,12 @@ def _result(check: str, ok: bool) -> CheckResult:
     (False, False, DeltaStatus.ALSO_FAILS_ON_BASELINE),
     (True, False, DeltaStatus.FIXED),
 ])
-def test_classify(cand: bool, base: bool, status: DeltaStatus) -> None:
-    assert classify(_result("shell", cand), _result("shell", base)) is status
+def test_a_check_is_judged_by_its_expectation_on_both_images(cand: bool, base: bool,
+                                                             status: DeltaStatus) -> None:
+    delta = delta_of(_result("shell", cand), _result("shell", base))
+    assert delta.status is status and delta.rule == "exact"
+    assert delta.candidate is not None and delta.baseline is not None
+    assert delta.candidate.to_dict()["value"]["passed"] is cand  # both sides observed
 
 
 def _timed_out(check: str) -> CheckResult:
@@ -172,32 +176,37 @@ def _took(check: str, seconds: float) -> CheckResult:
 
 
 def test_a_bound_is_judged_against_the_baselines_time_on_the_same_lab() -> None:
+    def status(cand: CheckResult, base: CheckResult, bound: float | None = 120) -> DeltaStatus:
+        return delta_of(cand, base, bound).status
+
     # the baseline took 10 s of a 120 s bound: the candidate running out is a regression
-    assert classify(_timed_out("service"), _took("service", 10), 120) is DeltaStatus.REGRESSION
-    # the baseline itself needed 100 s of 120 s: the lab is too slow to tell (None: an error)
-    assert classify(_timed_out("service"), _took("service", 100), 120) is None
+    assert status(_timed_out("service"), _took("service", 10)) is DeltaStatus.REGRESSION
+    assert delta_of(_timed_out("service"), _took("service", 10), 120).rule == "bound"
+    # the baseline itself needed 100 s of 120 s: the lab is too slow to tell (an error)
+    assert status(_timed_out("service"), _took("service", 100)) is DeltaStatus.INCONCLUSIVE
     # both ran out: an existing failure, not a regression
-    assert classify(_timed_out("service"), _timed_out("service"), 120) \
+    assert status(_timed_out("service"), _timed_out("service")) \
         is DeltaStatus.ALSO_FAILS_ON_BASELINE
     # a definite failure (not a timeout) is judged as pass/fail
-    assert classify(_result("shell", False), _took("shell", 100), 120) is DeltaStatus.REGRESSION
+    assert status(_result("shell", False), _took("shell", 100)) is DeltaStatus.REGRESSION
 
 
-def test_compare_pairs_by_name_and_describes() -> None:
+def test_deltas_pair_checks_by_name_and_say_what_changed() -> None:
     cand = [_result("start", True), _result("shell", False), _result("poweroff", False)]
     base = [_result("poweroff", False), _result("shell", True)]
-    items = compare(cand, base)
-    assert [(i.check, i.status) for i in items] == [
+    base.append(_result("start", True))
+    found = deltas(cand, base)
+    assert [(d.id, d.status) for d in found] == [
         ("start", DeltaStatus.UNCHANGED), ("shell", DeltaStatus.REGRESSION),
         ("poweroff", DeltaStatus.ALSO_FAILS_ON_BASELINE)]
-    assert items[1].describe().startswith(
-        "candidate: machinectl shell box: expected exit 0; got exit 1")
-    assert "baseline: machinectl shell box: ok" in items[1].describe()
-    assert "regression: the baseline passes" in items[1].describe()
-    assert "not a regression" in items[2].describe()
-    assert classify(_result("x", False), None) is None
+    assert found[1].title == "machinectl shell box"
+    assert found[1].detail.startswith("expected exit 0; the candidate gave ")
+    assert "Access denied" in found[1].detail and "the baseline gives it" in found[1].detail
+    assert "the baseline" in found[2].detail and "too" in found[2].detail
+    assert delta_of(_result("x", False), None).status is DeltaStatus.INCONCLUSIVE
+    assert delta_of(_result("x", True), None).status is DeltaStatus.UNCHANGED
     with pytest.raises(ValueError):
-        compare(cand, [_result("shell", True), _result("shell", True)])
+        deltas(cand, [_result("shell", True), _result("shell", True)])
 
 
 # -- terminal output --------------------------------------------------------------------

@@ -12,6 +12,13 @@ Locale names are matched between the images, and with policy names, after glibc'
 of the codeset (``C.UTF-8`` and ``C.utf8`` are one locale). Next to the strxfrm order, the sorter
 verifies adjacent pairs with strcoll_l (PostgreSQL's comparison); pairs the two functions order
 differently are reported per locale (:meth:`LocaleOutcome.strcoll_status`).
+
+In the differential model each locale is an *order* observation per image (the sorter's
+fingerprint of the corpus order, with the number of strings the locale can encode) compared by
+the :class:`~distrogate.differential.Ordering` rule; a locale the candidate does not ship is a
+*set* observation (the locales each image ships) under :class:`~distrogate.differential.SetRule`;
+strcoll/strxfrm agreement is an exact rule on each image's count of disagreeing pairs
+(:meth:`LocaleOutcome.delta`, :meth:`LocaleOutcome.strcoll_delta`).
 """
 
 from __future__ import annotations
@@ -25,7 +32,19 @@ from typing import Any
 from distrogate.collation import guest as g
 from distrogate.collation.corpus import Corpus
 from distrogate.collation.diff import OrderDiff, diff_orders, show
-from distrogate.differential import DeltaStatus, judge
+from distrogate.differential import (
+    Delta,
+    DeltaStatus,
+    ElementSet,
+    Exact,
+    Observation,
+    Order,
+    Ordering,
+    SetRule,
+    Value,
+    compare,
+    judge,
+)
 from distrogate.errors import GuestError
 
 log = logging.getLogger(__name__)
@@ -103,6 +122,54 @@ class LocaleOutcome:
         """The locale's name as policies and waivers spell it (``th_TH.UTF-8``)."""
         return g.policy_name(self.locale)
 
+    def order(self, side: str) -> Order | None:
+        """The order observation of this locale on ``side`` (``baseline``, ``candidate``):
+        the sorter's fingerprint and the number of strings sorted; None where the locale is
+        missing or did not sort."""
+        result = self.baseline if side == "baseline" else self.candidate
+        if result is None or not result.ok:
+            return None
+        return Order(f"sorter:{result.fingerprint}", result.included)
+
+    def delta(self, shipped: tuple[ElementSet, ElementSet] | None = None,
+              action: str = "") -> Delta:
+        """This locale's delta: its order on both images (:class:`Ordering`), or for a locale
+        the candidate does not ship, the checked locales each image ships (``shipped``:
+        baseline's and candidate's, from :meth:`Comparison.shipped`) under :class:`SetRule`.
+        The title is the headline with ``action``."""
+        title = f"{self.headline()}. Action: {action}" if action else self.headline()
+        if self.status == "missing":
+            base, cand = shipped or (ElementSet.of([self.name]), ElementSet.of(()))
+            return compare(self.name, SetRule(noun="locales"), base, cand, title=title)
+        delta = compare(self.name, Ordering(noun="strings"), self.order("baseline"),
+                        self.order("candidate"), title=title)
+        if self.diff is not None and delta.status is DeltaStatus.REGRESSION:
+            d = self.diff
+            detail = (f"{len(d.moved)} of {d.compared} strings moved"
+                      + (f"; e.g. {d.examples[0].describe()}" if d.examples else ""))
+            delta = Delta(delta.id, delta.status, delta.title, delta.rule,
+                          f"{delta.detail}; {detail}", delta.baseline, delta.candidate)
+        return delta
+
+    def strcoll_observation(self, side: str) -> Observation | None:
+        """How many adjacent pairs strcoll_l orders against strxfrm on ``side``."""
+        result = self.baseline if side == "baseline" else self.candidate
+        if result is None or not result.ok:
+            return None
+        return Value({"disagreements": result.disagreements,
+                      "pairs_checked": result.pairs_checked})
+
+    def strcoll_delta(self, corpus: Corpus) -> Delta | None:
+        """The delta on strxfrm/strcoll agreement (``strcoll:<locale>``), None when neither
+        image has a disagreement (or a side did not sort)."""
+        if self.strcoll_status() is None:
+            return None
+        return compare(f"strcoll:{self.name}", Exact(predicate=_agrees, wanted="no adjacent "
+                                                     "pair ordered differently by strcoll_l"),
+                       self.strcoll_observation("baseline"),
+                       self.strcoll_observation("candidate"),
+                       title=self.strcoll_headline(corpus))
+
     def strcoll_status(self) -> DeltaStatus | None:
         """How the candidate compares with the baseline on strxfrm/strcoll agreement: None when
         neither image has a disagreement (or a side did not sort), else REGRESSION, FIXED or
@@ -144,6 +211,11 @@ class LocaleOutcome:
         return f"{self.name}: strcoll_l disagrees with the strxfrm order: {'; '.join(parts)}"
 
 
+def _agrees(observation: Observation | None) -> bool:
+    return isinstance(observation, Value) and isinstance(observation.value, dict) \
+        and observation.value.get("disagreements") == 0
+
+
 @dataclass
 class Comparison:
     """The comparison of all selected locales between baseline and candidate."""
@@ -164,6 +236,14 @@ class Comparison:
         """Outcomes where strcoll_l disagrees with strxfrm on either image (``among`` only)."""
         names = among if among is not None else self.locales
         return [self.outcomes[n] for n in names if self.outcomes[n].strcoll_status() is not None]
+
+    def shipped(self, side: str, among: list[str] | None = None) -> ElementSet:
+        """The checked locales (``among`` only) that ``side`` ships, by policy name: the set
+        observation a missing locale is judged on."""
+        names = among if among is not None else self.locales
+        results = (self.baseline if side == "baseline" else self.candidate).results
+        return ElementSet.of(g.policy_name(n) for n in names
+                             if results.get(n) is not None and results[n].status != "missing")
 
     def files_changed(self) -> dict[str, list[str]]:
         """Selected locales whose data files differ between the images: locale -> categories."""

@@ -3,7 +3,15 @@
 Each check is a function ``check_x(machine, box) -> CheckResult`` that runs real commands in the
 guest (machinectl, systemd-run, journalctl) against an installed container and says what it
 expected and what came back (output, exit code), with the relevant journal lines of the host and
-the container when it failed. :func:`run_checks` runs them all in order (start first, poweroff
+the container when it failed. :meth:`CheckResult.observation` is what the differential model
+compares between the images (see :mod:`distrogate.nspawn.compare`).
+
+Host-side checks observe what the fleet's host agents rely on, from the host (the VM that runs
+nspawn), not from inside the container: the log shipper reads the host's own journal files
+(``host_journal``: the container's lines through ``journalctl -m`` and in the files under
+/var/log/journal, not only ``journalctl -M``), the metrics agent the container's cgroup
+(``host_metrics``: its service's processes and memory accounting under the host's
+machine.slice). :func:`run_checks` runs them all in order (start first, poweroff
 last); checks that need a running container are not attempted once ``start`` failed.
 
 About exit codes: ``machinectl shell`` does not propagate the invoked command's exit status
@@ -23,6 +31,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from distrogate.differential import Value
 from distrogate.errors import GuestCommandTimeout
 from distrogate.guest.machine import Machine
 from distrogate.nspawn.install import Installed, volume_dir
@@ -98,6 +107,20 @@ class CheckResult:
             return f"{self.operation}: not attempted ({self.not_attempted})"
         return (f"{self.operation}: expected {self.expected}; got {self.got.short()}"
                 + (f" ({self.detail})" if self.detail else ""))
+
+    def observation(self, limit: int = 400) -> Value:
+        """What this check observed on its image, as the differential model compares it:
+        whether it passed, the exit status and output tail of the command that decided, the
+        seconds it took and, for a failure, what differed (or why it was not attempted)."""
+        output = (self.got.stdout + ("\n" + self.got.stderr if self.got.stderr else "")).strip()
+        value: dict[str, Any] = {"passed": self.ok, "exit": self.got.exit_code,
+                                 "output": _clip(output[-limit:], limit),
+                                 "seconds": self.seconds}
+        if self.detail:
+            value["detail"] = self.detail
+        if self.not_attempted:
+            value["not_attempted"] = self.not_attempted
+        return Value(value)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
@@ -407,6 +430,62 @@ def check_journal(machine: Machine, box: Box) -> CheckResult:
                   body, machine, box)
 
 
+def check_host_journal(machine: Machine, box: Box) -> CheckResult:
+    """A line logged inside the container reaches the host's own journal files, where the
+    fleet's host-side log shipper reads it: ``journalctl -m`` on the host, and the journal files
+    under /var/log/journal (``journalctl -D``), not only ``journalctl -M``."""
+    token = _token()
+    tag = "dg-host-probe"
+    merged = ["journalctl", "-m", "--no-pager", "-q", "-o", "cat", "-t", tag]
+    files = ["journalctl", "-D", "/var/log/journal", "--no-pager", "-q", "-o", "cat", "-t", tag]
+
+    def body() -> Got:
+        logged = run(machine, in_container(box, ["logger", "-t", tag, token]))
+        _expect(logged.exit_code == 0, "logger in the container failed", logged)
+        _, spent = _wait(machine, merged, timeout=box.bounds.journal,
+                         accept=lambda g: g.exit_code == 0 and token in g.stdout.split())
+        on_disk, _ = _wait(machine, files, timeout=max(5.0, box.bounds.journal - spent),
+                           accept=lambda g: g.exit_code == 0 and token in g.stdout.split())
+        return on_disk
+    return _check("host_journal", f"journalctl -m on the host (the journal of {box.name})",
+                  f"the container's line {tag}: {token} in the host's journalctl -m and in "
+                  f"the files under /var/log/journal within {box.bounds.journal:g}s",
+                  body, machine, box)
+
+
+HOST_CGROUP_SCRIPT = """set -e
+cg=$(systemctl show -p ControlGroup --value "$1")
+test -n "$cg" || { echo "no control group for $1"; exit 1; }
+dir=/sys/fs/cgroup$cg
+echo "memory.current: $(cat "$dir/memory.current")"
+find "$dir" -name cgroup.procs -exec cat {} + | while read -r pid; do
+  cat "/proc/$pid/comm" 2>/dev/null || true
+done | sort -u
+"""
+
+
+def check_host_metrics(machine: Machine, box: Box) -> CheckResult:
+    """The host's metrics agent sees the container: its nspawn unit's control group on the
+    host holds the service's processes (``postgres``) and accounts their memory."""
+    unit = f"systemd-nspawn@{box.name}.service"
+
+    def body() -> Got:
+        got = run(machine, ["/bin/sh", "-c", HOST_CGROUP_SCRIPT, "sh", unit])
+        _expect(got.exit_code == 0, "the container's control group cannot be read on the host",
+                got)
+        lines = got.stdout.splitlines()
+        memory = next((ln.split(":", 1)[1].strip() for ln in lines
+                       if ln.startswith("memory.current:")), "")
+        _expect(memory.isdigit() and int(memory) > 0, "no memory accounted to the container",
+                got)
+        _expect("postgres" in lines, "the service's processes are not in the container's "
+                "control group on the host", got)
+        return got
+    return _check("host_metrics", f"the host's control group of {box.name} ({unit})",
+                  "memory.current > 0 and postgres processes in the container's control group "
+                  "on the host", body, machine, box)
+
+
 def _psql(box: Box, sql: str) -> list[str]:
     return in_container(box, ["psql", "-XAtqc", sql], uid="postgres")
 
@@ -547,7 +626,9 @@ CHECKS: tuple[tuple[str, CheckFn], ...] = (
     ("shell_setenv", check_shell_setenv),
     ("systemd_run", check_systemd_run),
     ("journal", check_journal),
+    ("host_journal", check_host_journal),
     ("service", check_service),
+    ("host_metrics", check_host_metrics),
     ("readonly", check_readonly),
     ("isolation", check_isolation),
     ("persistence", check_persistence),
@@ -559,7 +640,9 @@ OPERATIONS = {
     "shell_output": "machinectl shell", "shell_exit_code": "machinectl shell",
     "shell_setenv": "machinectl shell --setenv",
     "systemd_run": "systemd-run -M",
-    "journal": "journalctl -M", "service": "the service inside the container",
+    "journal": "journalctl -M", "host_journal": "the container's journal on the host",
+    "service": "the service inside the container",
+    "host_metrics": "the container's control group on the host",
     "readonly": "read-only root with writable volumes", "isolation": "process isolation",
     "persistence": "data surviving a restart", "poweroff": "machinectl poweroff",
 }

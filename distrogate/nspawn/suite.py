@@ -12,11 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from distrogate.differential import Delta
 from distrogate.images.artifact import ImageArtifact
 from distrogate.lab.run import LabRun, boot_judged
 from distrogate.logsteps import step
 from distrogate.nspawn.checks import CHECK_NAMES, COMMAND_TIMEOUT, Bounds, Box, CheckResult, run_checks
-from distrogate.nspawn.compare import Comparison, compare
+from distrogate.nspawn.compare import deltas
 from distrogate.nspawn.install import install, tree_disk
 from distrogate.nspawn.tree import ContainerArtifact, ContainerSpec, build_container
 
@@ -99,19 +100,25 @@ def run_on_image(lab_run: LabRun, image: ImageArtifact, tree: ContainerArtifact,
 
 @dataclass(frozen=True)
 class SuiteRun:
-    """Both images' checks and their comparison."""
+    """Both images' checks and their comparison (one delta per check)."""
 
     candidate: ImageRun
     baseline: ImageRun
-    comparisons: tuple[Comparison, ...]
+    deltas: tuple[Delta, ...]
     wall_seconds: float
+    bounds: Bounds
 
-    def comparison(self, check: str) -> Comparison:
-        """The comparison of one check."""
-        for item in self.comparisons:
-            if item.check == check:
-                return item
+    def delta(self, check: str) -> Delta:
+        """The delta of one check (KeyError: the check was not selected)."""
+        for delta in self.deltas:
+            if delta.id == check:
+                return delta
         raise KeyError(check)
+
+    def results(self, check: str) -> tuple[CheckResult, CheckResult | None]:
+        """The candidate's and the baseline's result of one check (KeyError: not run)."""
+        cand = {r.check: r for r in self.candidate.results}[check]
+        return cand, {r.check: r for r in self.baseline.results}.get(check)
 
 
 def run_suite(lab_run: LabRun, candidate: ImageArtifact, baseline: ImageArtifact,
@@ -124,12 +131,13 @@ def run_suite(lab_run: LabRun, candidate: ImageArtifact, baseline: ImageArtifact
                         only=config.checks)
     cand = run_on_image(lab_run, candidate, tree, role="candidate", bounds=config.bounds,
                         only=config.checks, control=baseline)
-    return SuiteRun(cand, base, tuple(compare(cand.results, base.results,
-                                              lambda check: bound_of(check, config.bounds))),
-                    round(time.monotonic() - started, 2))
+    return SuiteRun(cand, base, tuple(deltas(cand.results, base.results,
+                                             lambda check: bound_of(check, config.bounds))),
+                    round(time.monotonic() - started, 2), config.bounds)
 
 
 def bound_of(check: str, bounds: Bounds) -> float:
     """The time bound a check waits within (seconds)."""
     return {"start": bounds.start, "service": bounds.service, "persistence": bounds.service,
-            "poweroff": bounds.poweroff, "journal": bounds.journal}.get(check, COMMAND_TIMEOUT)
+            "poweroff": bounds.poweroff, "journal": bounds.journal,
+            "host_journal": bounds.journal}.get(check, COMMAND_TIMEOUT)

@@ -1,8 +1,9 @@
 """The run's summary page: ``reports/<run-id>/summary.html``, one self-contained HTML file.
 
 It shows the verdict banner with its exit code and reasons, the two images side by side, a
-table per suite with counts and wall time, every test that did not pass with its message,
-findings and artifact links, the waivers, the measurements, and a footer with run and host.
+table per suite with counts and wall time, every test that did not pass with its message, its
+deltas (each with the baseline's and the candidate's observation side by side), findings and
+artifact links, the waivers, the measurements, and a footer with run and host.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
 
+from distrogate.differential import Delta, DeltaStatus, Observation
 from distrogate.fsutil import atomic_write_text
 from distrogate.report.page import data_block, esc, href, number, page, pill, table
 from distrogate.results import Artifact, Finding, Results, TestRecord
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 SUMMARY_NAME = "summary.html"
 _IMAGE_ROWS = ("name", "release", "glibc", "kernel", "digest", "boot")
 _DIGEST_CHARS = 12
+_DELTAS_SHOWN = 100
 
 
 def write_html(run_dir: Path, results: Results, verdict: Verdict) -> Path:
@@ -172,6 +175,9 @@ def _problem(test: TestVerdict, records: list[TestRecord], run_dir: Path) -> str
     messages = [r.message for r in records if r.message]
     for message in dict.fromkeys(messages):
         parts.append(f"<pre>{esc(message)}</pre>")
+    deltas = _deltas(records)
+    if deltas:
+        parts.append(deltas)
     artifacts = [a for r in records for a in r.artifacts]
     for finding in (f for r in records for f in r.findings):
         parts.append(_finding(finding, artifacts, run_dir))
@@ -184,6 +190,36 @@ def _problem(test: TestVerdict, records: list[TestRecord], run_dir: Path) -> str
         parts.append(f"<p>Artifacts:</p><ul>{links}</ul>")
     parts.append("</div>")
     return "\n".join(parts)
+
+
+def _deltas(records: list[TestRecord]) -> str:
+    """The test's deltas that are not *unchanged*, worst first: the check, its status and
+    rule, the sentence, and the two observations side by side."""
+    deltas = [d for d in {d.id: d for r in records for d in r.deltas}.values()
+              if d.status is not DeltaStatus.UNCHANGED]
+    if not deltas:
+        return ""
+    deltas.sort(key=lambda d: (-d.status.rank, d.id))
+    rows = [[f"<code>{esc(d.id)}</code>", pill(str(d.status)), esc(d.rule),
+             esc(_delta_text(d)), _observation(d.baseline), _observation(d.candidate)]
+            for d in deltas[:_DELTAS_SHOWN]]
+    more = len(deltas) - _DELTAS_SHOWN
+    note = f"<p class=\"muted\">and {more} more deltas (results.json has them all)</p>" \
+        if more > 0 else ""
+    return ("<p>Deltas (candidate against baseline):</p>\n"
+            + table(["check", "status", "rule", "what changed", "baseline", "candidate"], rows)
+            + note)
+
+
+def _delta_text(delta: Delta) -> str:
+    title = delta.title if delta.title and delta.title != delta.id else ""
+    return " — ".join(t for t in (title, delta.detail) if t)
+
+
+def _observation(obs: Observation | None) -> str:
+    if obs is None:
+        return "<span class=\"muted\">nothing observed</span>"
+    return f"<span class=\"muted\">{esc(obs.kind)}</span> {esc(obs.describe())}"
 
 
 def _finding(finding: Finding, artifacts: list[Artifact], run_dir: Path) -> str:
@@ -250,7 +286,9 @@ def _footer(results: Results, verdict: Verdict) -> str:
     return (
         "<footer>\n"
         f"<p>Run <code>{esc(run.run_id)}</code> · started {esc(run.started)} · "
-        f"finished {esc(run.finished)} · results schema v{results.schema_version}</p>\n"
+        f"finished {esc(run.finished)} · results schema v{results.schema_version}"
+        + (f" (migrated from v{results.migrated_from})" if results.migrated_from else "")
+        + "</p>\n"
         f"<p>Host: {esc(host)}</p>\n<p>Lab: {esc(lab)}</p>\n"
         f"<p>Command: <code>{esc(argv or '—')}</code></p>\n"
         f"<p class=\"muted\">Verdict {esc(verdict.decision)} (exit code {verdict.exit_code}) "

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from synth import record, results
 
-from distrogate.differential import DeltaStatus, Item, bound_verdict
+from distrogate.differential import Delta, DeltaStatus, Value, bound_verdict
 from distrogate.errors import (
     CandidateDoesNotBoot,
     GuestCommandFailed,
@@ -53,7 +53,7 @@ def test_one_severity_order_failed_beats_error() -> None:
 
 def test_a_failed_check_then_a_teardown_error_is_failed_with_both_messages() -> None:
     call = {"outcome": "failed", "message": "AssertionError: order changed", "duration": 1.0,
-            "findings": [], "measurements": {}, "artifacts": [], "items": [], "delta": ""}
+            "findings": [], "measurements": {}, "artifacts": [], "deltas": []}
     teardown = dict(call, outcome="error", message="in teardown: LabError: gone")
     merged = merge_phases(call, teardown)
     assert merged["outcome"] == "failed"
@@ -95,7 +95,7 @@ def test_the_candidates_side_of_a_pair_is_judged_against_the_baselines() -> None
 
 def test_a_failure_the_promoted_image_shares_promotes_with_a_note() -> None:
     res = results(record("s/t.py::t", Outcome.FAILED, message="AssertionError: unit failed",
-                         delta="also-fails-on-baseline"))
+                         deltas=[Delta("t", DeltaStatus.ALSO_FAILS_ON_BASELINE)]))
     verdict = decide(res, NONE, TODAY)
     assert verdict.decision is Decision.PROMOTE
     assert verdict.tests[0].effective is Effective.ALSO_FAILS
@@ -104,11 +104,11 @@ def test_a_failure_the_promoted_image_shares_promotes_with_a_note() -> None:
 
 
 def test_a_waiver_naming_one_locale_leaves_another_changed_locale_rejecting() -> None:
-    items = [Item("th_TH.UTF-8", DeltaStatus.REGRESSION, "moved; REINDEX"),
-             Item("strcoll:th_TH.UTF-8", DeltaStatus.REGRESSION, "strcoll disagrees"),
-             Item("de_DE.UTF-8", DeltaStatus.REGRESSION, "moved; REINDEX")]
+    items = [Delta("th_TH.UTF-8", DeltaStatus.REGRESSION, "moved; REINDEX"),
+             Delta("strcoll:th_TH.UTF-8", DeltaStatus.REGRESSION, "strcoll disagrees"),
+             Delta("de_DE.UTF-8", DeltaStatus.REGRESSION, "moved; REINDEX")]
     policy = parse_policy(_waiving(f'pattern: "{COLLATION}", items: [th_TH.UTF-8]'), "p.yaml")
-    res = results(record(COLLATION, Outcome.FAILED, items=items))
+    res = results(record(COLLATION, Outcome.FAILED, deltas=items))
     verdict = decide(res, policy, TODAY)
     assert verdict.decision is Decision.REJECT
     [test] = verdict.tests
@@ -159,3 +159,22 @@ def test_a_time_bound_is_judged_against_the_baseline() -> None:
     assert bound_verdict(None, 50.0, 60.0) is None
     assert bound_verdict(None, None, 60.0) is DeltaStatus.ALSO_FAILS_ON_BASELINE
     assert bound_verdict(10.0, 5.0, 60.0) is DeltaStatus.UNCHANGED
+
+
+def test_a_passed_test_with_an_inconclusive_delta_is_an_error_never_a_reject() -> None:
+    noisy = Delta("read_iops", DeltaStatus.INCONCLUSIVE, "fio read IOPS", "numeric",
+                  "too noisy to decide: 3 measurements on a side, at least 5 needed",
+                  Value(1.0), Value(2.0))
+    verdict = decide(results(record("s/t.py::t", deltas=[noisy])), NONE, TODAY)
+    assert verdict.decision is Decision.INCONCLUSIVE
+    [test] = verdict.tests
+    assert test.effective is Effective.ERROR and "too noisy" in test.message
+    assert test.delta == "inconclusive"
+
+
+def test_a_merged_record_keeps_every_phases_deltas() -> None:
+    first = {"outcome": "passed", "message": "", "duration": 1.0,
+             "deltas": [Delta("a", DeltaStatus.UNCHANGED).to_dict()]}
+    later = {"outcome": "error", "message": "in teardown: x", "duration": 1.0,
+             "deltas": [Delta("b", DeltaStatus.FIXED).to_dict()]}
+    assert [d["id"] for d in merge_phases(first, later)["deltas"]] == ["a", "b"]

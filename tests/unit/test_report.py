@@ -9,9 +9,10 @@ from pathlib import Path
 
 from synth import record, results
 
+from distrogate.differential import Delta, DeltaStatus, Output
 from distrogate.policy import parse_policy
 from distrogate.report.history import last_runs, record_run, sparkline, write_trends
-from distrogate.report.html import write_html
+from distrogate.report.html import render_html, write_html
 from distrogate.results import Artifact, Finding, Measurement, Outcome, Results, RunInfo
 from distrogate.verdict import decide
 
@@ -120,3 +121,18 @@ def test_sparkline() -> None:
 
 def _with_started(res: Results, started: str) -> RunInfo:
     return replace(res.run, started=started)
+
+
+def test_deltas_show_both_observations_side_by_side_escaped(tmp_path: Path) -> None:
+    delta = Delta("shell_output", DeltaStatus.REGRESSION, "machinectl shell <box>", "exact",
+                  "expected 'a'; the candidate gave '<b>'", Output.of("alpha <ok>"),
+                  Output.of("<script>x</script>"))
+    rec = record("suites/test_nspawn.py::test_nspawn[shell_output]", "failed", suite="nspawn",
+                 message="AssertionError: x", deltas=[delta])
+    res = results(rec)
+    html = render_html(res, decide(res, parse_policy("{}", "p.yaml"), date(2026, 1, 1)),
+                       tmp_path)
+    assert "<script>x" not in html and "&lt;script&gt;x&lt;/script&gt;" in html
+    assert "alpha &lt;ok&gt;" in html and "machinectl shell &lt;box&gt;" in html
+    row = html[html.index("<code>shell_output</code>"):]
+    assert row.index("alpha &lt;ok&gt;") < row.index("&lt;script&gt;")  # baseline, then candidate

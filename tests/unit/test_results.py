@@ -8,6 +8,16 @@ from pathlib import Path
 import pytest
 from synth import run_info
 
+from distrogate.differential import (
+    Delta,
+    DeltaStatus,
+    ElementSet,
+    Exit,
+    Order,
+    Output,
+    Sample,
+    Value,
+)
 from distrogate.errors import InputError
 from distrogate.results import (
     Artifact,
@@ -15,6 +25,7 @@ from distrogate.results import (
     Measurement,
     Outcome,
     TestRecord,
+    journal_records,
     load_results,
     record_from_dict,
     record_to_dict,
@@ -32,7 +43,20 @@ def _records() -> list[TestRecord]:
                    duration=1.5, message="assert 1 == 2",
                    images={"candidate": {"name": "trixie"}},
                    findings=[Finding("order changed", "3 strings", {"n": 3}, "diff")],
-                   artifacts=[Artifact("diff", "artifacts/order.diff", "diff")]),
+                   artifacts=[Artifact("diff", "artifacts/order.diff", "diff")],
+                   deltas=[Delta("th_TH.UTF-8", DeltaStatus.REGRESSION, "th_TH.UTF-8: moved",
+                                 "ordering", "the order differs", Order.of("abc"),
+                                 Order.of("acb")),
+                           Delta("locales", DeltaStatus.REGRESSION, "", "set", "lacks x",
+                                 ElementSet.of(["x", "y"]), ElementSet.of(["y"])),
+                           Delta("out", DeltaStatus.UNCHANGED, "", "exact", "",
+                                 Output.of("a" * 5000), Output.of("a" * 5000)),
+                           Delta("t", DeltaStatus.WITHIN_NOISE, "", "numeric", "",
+                                 Sample.of([1.0, 2.0], "s"), Sample.of([1.5], "s")),
+                           Delta("rc", DeltaStatus.FIXED, "", "exact", "", Exit.of(1, "no"),
+                                 Exit.of(0, "")),
+                           Delta("v", DeltaStatus.UNCHANGED, "", "exact", "",
+                                 Value({"k": [1]}), None)]),
     ]
 
 
@@ -42,8 +66,8 @@ def test_round_trip(tmp_path: Path) -> None:
     loaded = load_results(path)
     assert loaded.run == run_info()
     assert loaded.records == _records()
-    assert loaded.schema_version == 1
-    assert json.loads(path.read_text())["schema_version"] == 1
+    assert loaded.schema_version == 2 and loaded.migrated_from is None
+    assert json.loads(path.read_text())["schema_version"] == 2
 
 
 def test_record_dict_round_trip_through_json() -> None:
@@ -85,7 +109,9 @@ def _bad_file(tmp_path: Path, mutate: object) -> Path:
         (lambda d: d["records"][0]["measurements"]["boot_s"].pop("unit"),
          r"\$\.records\[0\]\.measurements\.boot_s"),
         (lambda d: d["run"].pop("run_id"), r"at \$\.run: 'run_id' is a required property"),
-        (lambda d: d.__setitem__("schema_version", 2), r"\$\.schema_version"),
+        (lambda d: d.__setitem__("schema_version", "2"), r"\$\.schema_version"),
+        (lambda d: d["records"][1]["deltas"][0].__setitem__("status", "worse"),
+         r"\$\.records\[1\]\.deltas\[0\]\.status"),
         (lambda d: d["records"][1]["findings"][0].__setitem__("title", 5),
          r"\$\.records\[1\]\.findings\[0\]\.title"),
     ],
@@ -135,3 +161,60 @@ def test_relative_artifact_path(tmp_path: Path) -> None:
     inside = tmp_path / "artifacts" / "console.log"
     assert relative_artifact_path(inside, tmp_path) == "artifacts/console.log"
     assert relative_artifact_path(Path("/elsewhere/x.log"), tmp_path) == "/elsewhere/x.log"
+
+
+def _v1_file(tmp_path: Path, version: int = 1) -> Path:
+    doc = {"schema_version": version, "run": json.loads(json.dumps(run_info().__dict__)),
+           "records": [
+               {"nodeid": "suites/test_collation.py::test_locale_order[blocking]",
+                "outcome": "failed", "suite": "collation", "duration": 3.0, "delta": "",
+                "items": [{"id": "th_TH.UTF-8", "status": "regression",
+                           "title": "th_TH.UTF-8: 12 strings moved. Action: REINDEX"},
+                          {"id": "strcoll:th_TH.UTF-8", "status": "also-fails-on-baseline"}]},
+               {"nodeid": "suites/test_smoke.py::test_image_facts", "outcome": "passed",
+                "suite": "smoke", "duration": 1.0, "delta": "unchanged", "items": []},
+               {"nodeid": "suites/test_smoke.py::test_x[candidate]", "outcome": "passed",
+                "suite": "smoke", "duration": 1.0, "delta": "", "items": [],
+                "role": "candidate", "pair": "suites/test_smoke.py::test_x[*]"}]}
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+def test_a_v1_file_is_migrated_items_and_delta_become_deltas(tmp_path: Path) -> None:
+    loaded = load_results(_v1_file(tmp_path))
+    assert loaded.schema_version == 2 and loaded.migrated_from == 1
+    collation, facts, pair = loaded.records
+    assert [(d.id, d.status, d.rule) for d in collation.deltas] == [
+        ("th_TH.UTF-8", DeltaStatus.REGRESSION, "v1"),
+        ("strcoll:th_TH.UTF-8", DeltaStatus.ALSO_FAILS_ON_BASELINE, "v1")]
+    assert "REINDEX" in collation.deltas[0].title
+    assert collation.deltas[0].baseline is None and collation.deltas[0].candidate is None
+    assert [(d.id, d.status) for d in facts.deltas] == [("test_image_facts",
+                                                        DeltaStatus.UNCHANGED)]
+    assert pair.deltas == [] and pair.role == "candidate"
+    again = tmp_path / "again.json"  # a migrated run writes back as a valid v2 file
+    write_results(again, loaded.run, loaded.records)
+    assert load_results(again).records == loaded.records
+
+
+def test_a_bad_v1_file_and_an_unknown_version_are_one_line_errors(tmp_path: Path) -> None:
+    path = _v1_file(tmp_path)
+    doc = json.loads(path.read_text())
+    doc["records"][0]["items"][0]["status"] = "worse"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(InputError, match=r"records\[0\]\.items\[0\]\.status"):
+        load_results(path)
+    with pytest.raises(InputError, match="results schema version 3 is not supported") as info:
+        load_results(_v1_file(tmp_path, version=3))
+    assert str(info.value).startswith(str(tmp_path / "results.json"))
+    assert "\n" not in str(info.value)
+
+
+def test_an_old_journal_with_v1_records_replays(tmp_path: Path) -> None:
+    journal = tmp_path / "journal.jsonl"
+    old = {"nodeid": "s/t.py::t", "outcome": "failed", "suite": "s", "duration": 1.0,
+           "delta": "also-fails-on-baseline", "items": []}
+    journal.write_text(json.dumps({"event": "record", "doc": old}) + "\n")
+    [rec] = journal_records(journal)
+    assert [(d.id, d.status) for d in rec.deltas] == [("t", DeltaStatus.ALSO_FAILS_ON_BASELINE)]
