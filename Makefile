@@ -60,6 +60,7 @@ vm: setup
 
 bench: setup
 	$(PY) bench/bench_lab.py
+	$(PY) bench/bench_warm.py
 
 clean-lab: python-env
 	$(VENV)/bin/distrogate lab gc

@@ -93,6 +93,7 @@ class Topology:
         self.spec = spec
         self.networks = networks
         self.nodes: dict[str, Machine] = {}
+        self._links: list[Link] = []
 
     def node(self, name: str) -> Machine:
         """The machine of node ``name`` (the current one, after a replacement)."""
@@ -115,7 +116,9 @@ class Topology:
             else None
         if index is None:
             raise LabError(f"node {node!r} has no interface on network {network!r}")
-        return Link(self.lab_run.lab, vm, index, self.network(network), label=f"{node}/{network}")
+        link = Link(self.lab_run.lab, vm, index, self.network(network), label=f"{node}/{network}")
+        self._links.append(link)
+        return link
 
     @contextlib.contextmanager
     def capture(self, network: str, pcap: Path, *, filter_expr: str = "") -> Iterator[Capture]:
@@ -131,12 +134,21 @@ class Topology:
     def replace(self, node: str, image: ImageArtifact, *, keep_data: bool = True) -> Machine:
         """Stop ``node`` and boot ``image`` in its place (same addresses; its data disks kept
         unless ``keep_data=False``). Returns the new machine."""
+        self._clear_links(self.node(node))
         machine = self.lab_run.replace(self.node(node), image, keep_data=keep_data, role=node)
         self.nodes[node] = machine
         return machine
 
+    def _clear_links(self, machine: Machine | None = None) -> None:
+        for link in list(self._links):
+            if machine is None or link.vm.name == machine.name:
+                link.clear()
+                self._links.remove(link)
+
     def close(self) -> None:
-        """Remove every node (the run removes the networks when it closes)."""
+        """Undo every link fault and remove every node (the run removes the networks when it
+        closes)."""
+        self._clear_links()
         for machine in self.nodes.values():
             self.lab_run.destroy(machine)
         self.nodes.clear()

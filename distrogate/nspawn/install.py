@@ -89,6 +89,23 @@ def install_script(spec: ContainerSpec, *, serial: str = DISK_SERIAL) -> str:
             lines.append(f"cp -a \"$src\"{q(volume.target)} {q(directory)}")
         else:
             lines.append(f"mkdir -p {q(directory)}")
+    journal_volume = next((v for v in spec.volumes if v.target in ("/var/log", "/var/log/journal")),
+                          None)
+    if journal_volume is not None:
+        # The container's journal lives in a volume, where nspawn's --link-journal=try-guest
+        # does not look: it links /var/log/journal/<id> on the host to the *tree's* directory,
+        # hidden in the container under the bind mount. A fleet's host setup re-points the
+        # link at the volume once the container runs, so the host's log shipper
+        # (journalctl -m, the files under /var/log/journal) reads the container's journal.
+        inside = "journal/" if journal_volume.target == "/var/log" else ""
+        journal = f"{volume_dir(spec, journal_volume.name)}/{inside}{spec.machine_id}"
+        dropin = f"/etc/systemd/system/systemd-nspawn@{spec.machine}.service.d"
+        lines += [f"mkdir -p {q(journal)} /var/log/journal {q(dropin)}",
+                  f"cat > {q(dropin)}/distrogate-journal.conf <<'DISTROGATE_EOF'\n"
+                  "[Service]\n"
+                  f"ExecStartPost=/bin/ln -sfn {journal} /var/log/journal/{spec.machine_id}\n"
+                  "DISTROGATE_EOF",
+                  "systemctl daemon-reload"]
     lines.append("mkdir -p /etc/systemd/nspawn")
     lines.append(f"cat > /etc/systemd/nspawn/{spec.machine}.nspawn <<'DISTROGATE_EOF'\n"
                  f"{nspawn_settings(spec)}DISTROGATE_EOF")
