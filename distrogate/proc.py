@@ -149,3 +149,13 @@ def stop(pids: Sequence[int], *, grace: float = 5.0) -> None:
         if pid_alive(pid):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def stop_spawned(process: subprocess.Popen[bytes], what: str, *, grace: float = 5.0) -> None:
+    """Stop a process from :func:`spawn` (SIGTERM, then SIGKILL after ``grace``) and reap it,
+    waiting at most ``grace`` seconds more; ``what`` names it in the warning if it lingers."""
+    stop([process.pid], grace=grace)
+    try:
+        process.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        log.warning("%s did not exit", what)

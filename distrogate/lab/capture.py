@@ -53,9 +53,5 @@ class Capture:
     def stop(self) -> None:
         """Stop tcpdump (its buffered packets are written first)."""
         if self._process is not None:
-            proc.stop([self._process.pid], grace=5.0)
-            try:
-                self._process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                log.warning("tcpdump on %s did not exit", self.interface)
+            proc.stop_spawned(self._process, f"tcpdump on {self.interface}")
             self._process = None

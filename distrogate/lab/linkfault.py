@@ -178,11 +178,7 @@ ip link set {tap} nomaster promisc on""")
     def _stop_relay(self) -> None:
         port, _bridge_end = self._port_names()
         if self._relay is not None:
-            proc.stop([self._relay.pid], grace=5.0)
-            try:
-                self._relay.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                log.warning("%s: the delay relay did not exit", self.label)
+            proc.stop_spawned(self._relay, f"{self.label}: the delay relay")
             self._relay = None
         existed = proc.run(self.lab.host_argv(["ip", "link", "show", port]), timeout=TIMEOUT,
                            check=False).returncode == 0
