@@ -1,5 +1,5 @@
 """A lab topology, realised for real: 2 networks, 4 warm nodes of 2 images (one with 2 NICs and
-a data disk); link loss, delay and down take effect and are undone; a capture shows traffic;
+a data disk); link loss, delay, down and TCP reset take effect and are undone; a capture shows traffic;
 a node is replaced by one of the other image keeping its data disk; nothing is left."""
 
 from __future__ import annotations
@@ -85,6 +85,17 @@ def test_topology_faults_capture_and_replacement(lab: Lab, baseline_image: Image
             assert _ping(db2, front1, 3, 0.2)[0] == 100
             assert _ping(db3, back1, 3, 0.2)[0] == 0, "down on 'front' took 'back' down"
         db2.wait_until_succeeds(["ping", "-n", "-c", "1", "-W", "1", front1], timeout=60)
+
+        # reset: TCP to db1 on "front" is answered with a reset while the fault holds
+        db1.succeed(["systemd-run", "--unit", "dg-listen", "python3", "-m", "http.server", "8080",
+                     "--bind", "::"], timeout=60)
+        probe = ["python3", "-c", "import socket, sys; "
+                 "socket.create_connection((sys.argv[1], 8080), timeout=10).close()", front1]
+        db2.wait_until_succeeds(probe, timeout=60)
+        with topology.link("db1", "front").reset():
+            said = db2.fail(probe, timeout=60)
+            assert "ConnectionRefusedError" in said or "ConnectionResetError" in said, said
+        db2.succeed(probe, timeout=60)
 
         # a capture on "back" shows db3 and db4 talking
         capture = tmp_path / "back.pcap"

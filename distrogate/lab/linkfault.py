@@ -9,8 +9,9 @@ interface (its tap device on the lab bridge).
 - ``delay(ms)``: every frame *to* the node is held for ``ms`` (``tc netem`` where the host
   kernel has it, else a frame relay, :mod:`distrogate.lab.impair`), so round trips to the
   node grow by ``ms``;
-- ``reset()``: every TCP segment the node sends is answered with a reset (an nftables
-  ``reject with tcp reset`` on the tap's ingress), so its connections break.
+- ``reset()``: TCP to and from the node is answered with resets (nftables ``reject with tcp
+  reset`` on the ingress of the node's tap and of its peers' taps on that network), so its
+  connections break at both ends.
 
 ``clear()`` undoes them all; a :class:`Link` used with ``with`` clears when the block ends.
 """
@@ -112,16 +113,28 @@ class Link:
         return self
 
     def reset(self) -> Link:
-        """Answer every TCP segment the node sends with a reset."""
+        """Answer TCP to and from the node with resets: segments the node sends are answered
+        by a reset to the node; segments the other machines on the network send to the node
+        are answered by a reset to them. Both ends see their connections reset."""
         log.info("link %s (%s): TCP reset", self.label, self.tap)
-        tap, table = self.tap, self._table + "r"
-        self._nft(f"""table netdev {table} {{
-  chain ingress {{
-    type filter hook ingress device "{tap}" priority 0; policy accept;
-    meta l4proto tcp reject with tcp reset
-  }}
-}}""")
+        mac = self.vm.spec.nics[self.index].mac
+        chains = [self._reset_chain("node", self.tap, "")]
+        chains += [self._reset_chain(f"peer{i}", port, f'ether daddr {mac} ')
+                   for i, port in enumerate(self._bridge_ports()) if port != self.tap]
+        self._nft(f"table netdev {self._table}r {{\n" + "".join(chains) + "}\n")
         return self
+
+    @staticmethod
+    def _reset_chain(name: str, device: str, match: str) -> str:
+        return (f"  chain {name} {{\n"
+                f'    type filter hook ingress device "{device}" priority 0; policy accept;\n'
+                f"    {match}meta l4proto tcp reject with tcp reset\n"
+                "  }\n")
+
+    def _bridge_ports(self) -> list[str]:
+        said = self._host("ip", "-o", "link", "show", "master", self.network.bridge)
+        return [line.split(":")[1].strip().split("@")[0] for line in said.splitlines()
+                if line.count(":") >= 2]
 
     def delay(self, ms: int) -> Link:
         """Hold every frame to the node for ``ms`` milliseconds."""
