@@ -274,7 +274,7 @@ class LabRun:
             machine.after_boot.append(
                 lambda m: _reapply(m, [*identity, "", "", addresses, ""]))
         except GuestError as exc:
-            kept = console.keep(vm.console_log, paths.home(), vm.name)
+            kept = console.keep(vm.console_log, paths.home(), vm.name) or exc.console_log
             self._forget(vm)
             raise BootFailure(f"{name} ({image.name}): {exc.args[0].split(' (console log:')[0]}",
                               kept) from None
@@ -349,6 +349,13 @@ class LabRun:
             machine.execute("systemctl is-system-running --wait", timeout=120)
             machine.succeed("sync", timeout=60)
             conn.lookupByName(spec.name).save(str(tdir / "state.sav"))
+        except GuestError as exc:
+            # the template directory goes with the failure: keep its console log elsewhere
+            kept = console.keep(spec.console_log, paths.home(), spec.name)
+            vm.power_off_hard()
+            detail = exc.args[0].split(" (console log:")[0].removeprefix(f"{spec.name}: ")
+            raise GuestError(f"first boot of {image.name} (to make its warm template): {detail}",
+                             kept) from None
         except BaseException:
             vm.power_off_hard()
             raise
