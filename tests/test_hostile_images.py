@@ -132,4 +132,13 @@ def test_allow_backing_admits_a_folder(cli: Cli, tmp_path: Path) -> None:
     assert refused.returncode == 3 and "--allow-backing" in refused.stderr
     admitted = cli("image", "import", str(image), "--allow-backing", str(shared), timeout=60)
     assert admitted.returncode == 0, admitted.stderr
-    shutil.rmtree(json.loads(admitted.stdout)["directory"])
+    directory = Path(json.loads(admitted.stdout)["directory"])
+    try:  # VMs read a flattened copy in the store, never the user's files
+        copy = json.loads((directory / "manifest.json").read_text())["disk"]
+        assert copy["path"] == "disk.qcow2" and copy["chain"] == []
+        info = subprocess.run(["qemu-img", "info", "-U", "--output=json",
+                               str(directory / "disk.qcow2")], capture_output=True, text=True,
+                              check=True, timeout=60)
+        assert "backing-filename" not in json.loads(info.stdout)
+    finally:
+        shutil.rmtree(directory)
