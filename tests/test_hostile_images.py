@@ -142,3 +142,4 @@ def test_allow_backing_admits_a_folder(cli: Cli, tmp_path: Path) -> None:
         assert "backing-filename" not in json.loads(info.stdout)
     finally:
         shutil.rmtree(directory)
+        (directory.parent / f".{directory.name}.lock").unlink(missing_ok=True)
