@@ -8,6 +8,7 @@ is left alone. Clients reach the daemon through the socket in the lab directory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -27,21 +28,38 @@ LIBVIRT_DIRS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "cache": "/var
                 "log": "/var/log/libvirt", "etc": "/etc/libvirt"}
 QEMU_USER = "libvirt-qemu"
 QEMU_GROUP = "libvirt-qemu"
-QEMU_CONF = f"""\
+QEMU_BINARY = "/usr/bin/qemu-system-x86_64"
+QEMU_CONF = """\
 # written by distrogate: guests run as an unprivileged user under libvirt's DAC driver (always
 # on; no MAC driver), which gives each VM's own files (overlay, console log, NVRAM, data disks)
 # to that user while it runs; files shared between VMs are read-only (never relabeled, see
 # lab.xml) and the image stores are mounted read-only for the daemon. QEMU runs in its seccomp
-# sandbox. No virtlogd.
+# sandbox where it has one. No virtlogd.
 stdio_handler = "file"
 security_driver = "none"
-user = "{QEMU_USER}"
-group = "{QEMU_GROUP}"
+user = "{user}"
+group = "{group}"
 dynamic_ownership = 1
 remember_owner = 0
-seccomp_sandbox = 1
+seccomp_sandbox = {seccomp}
 cgroup_controllers = [ ]
 """
+
+
+@functools.cache
+def seccomp_supported(qemu: str = QEMU_BINARY) -> bool:
+    """Whether this QEMU has its seccomp sandbox (``-sandbox on`` parses; built without
+    libseccomp it is refused)."""
+    result = proc.run([qemu, "-sandbox", "on", "-version"], timeout=30, check=False)
+    return result.returncode == 0
+
+
+def qemu_conf() -> str:
+    """The private daemon's ``qemu.conf``."""
+    return QEMU_CONF.format(user=QEMU_USER, group=QEMU_GROUP,
+                            seccomp=int(seccomp_supported()))
+
+
 #: Stores whose files VMs share read-only: mounted read-only in the daemon's namespace, so
 #: neither a relabel by libvirt nor a QEMU that escaped its guest can change them.
 READ_ONLY_STORES = ("images", "nspawn")
@@ -107,7 +125,7 @@ def start_daemon(base: Path, netns: str, log_file: Path) -> int:
     sources["cache"] = paths.home() / "libvirt-cache"
     for source in sources.values():
         source.mkdir(parents=True, exist_ok=True)
-    (base / "etc" / "qemu.conf").write_text(QEMU_CONF)
+    (base / "etc" / "qemu.conf").write_text(qemu_conf())
     (base / "etc" / "libvirtd.conf").write_text(LIBVIRTD_CONF)
     for target in LIBVIRT_DIRS.values():
         Path(target).mkdir(parents=True, exist_ok=True)
