@@ -131,9 +131,10 @@ def start_daemon(base: Path, netns: str, log_file: Path) -> int:
         Path(target).mkdir(parents=True, exist_ok=True)
     proc.run(["ip", "netns", "add", netns], timeout=30)
     proc.run(["ip", "-n", netns, "link", "set", "lo", "up"], timeout=30)
-    mounts = " && ".join([*guest_view_script(paths.home(), base.parent),
-                          *(f"mount --bind {shlex.quote(str(sources[sub]))} {target}"
-                            for sub, target in LIBVIRT_DIRS.items())])
+    # libvirt's own folders first: their sources may lie where the guests' view hides
+    mounts = " && ".join([*(f"mount --bind {shlex.quote(str(sources[sub].resolve()))} {target}"
+                            for sub, target in LIBVIRT_DIRS.items()),
+                          *guest_view_script(paths.home(), base.parent)])
     pid_file = base / "libvirtd.pid"
     script = f"{mounts} && exec libvirtd --pid-file {shlex.quote(str(pid_file))}"
     daemon = proc.spawn(["ip", "netns", "exec", netns, "unshare", "--mount",
