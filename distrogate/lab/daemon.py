@@ -27,7 +27,8 @@ START_TIMEOUT = 90.0  # ~0.1 s idle; generous for a host saturated by TCG guests
 LIBVIRT_DIRS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "cache": "/var/cache/libvirt",
                 "log": "/var/log/libvirt", "etc": "/etc/libvirt"}
 QEMU_USER = "libvirt-qemu"
-QEMU_GROUP = "libvirt-qemu"
+QEMU_GROUP = "kvm"  # the QEMU user's own primary group, which owns /dev/kvm for the daemon
+KVM_DEVICE = Path("/dev/kvm")
 QEMU_BINARY = "/usr/bin/qemu-system-x86_64"
 QEMU_CONF = """\
 # written by distrogate: guests run as an unprivileged user under libvirt's DAC driver (always
@@ -188,12 +189,29 @@ def guest_view_script(home: Path, lab_dir: Path) -> list[str]:
             quoted = shlex.quote(str(root))
             steps += [f"mkdir -p {quoted}", f"mount --bind /mnt/{index} {quoted}"]
         steps.append("umount -R /mnt")
+    if KVM_DEVICE.exists():
+        steps += kvm_device_script()
     for sub in READ_ONLY_STORES:
         store = (home / sub).resolve()
         if store.is_dir():
             quoted = shlex.quote(str(store))
             steps += [f"mount --bind {quoted} {quoted}", f"mount -o remount,bind,ro {quoted}"]
     return steps
+
+
+def kvm_device_script() -> list[str]:
+    """Shell steps giving the daemon's namespace a /dev/kvm node of the same device that the
+    QEMU group may open (``root:kvm 0660``, as udev sets it on a Debian host).
+
+    libvirt judges its cached QEMU capabilities by whether the QEMU user can open /dev/kvm;
+    where the host's node is ``root:root 0600`` (no udev), the QEMU user cannot, the cache is
+    judged stale on every lookup, and each domain start re-probes QEMU (a minute under TCG).
+    """
+    stat = KVM_DEVICE.stat()
+    major, minor = os.major(stat.st_rdev), os.minor(stat.st_rdev)
+    return ["mount -t tmpfs -o size=64k,mode=0755 dg-kvm /mnt",
+            f"mknod -m 0660 /mnt/kvm c {major} {minor}", f"chgrp {QEMU_GROUP} /mnt/kvm",
+            f"mount --bind /mnt/kvm {KVM_DEVICE}", "umount -l /mnt"]
 
 
 def netns_pids(netns: str) -> list[int]:

@@ -77,7 +77,7 @@ def test_stores_under_a_closed_folder_are_made_reachable(tmp_path: Path) -> None
 def test_the_private_daemon_runs_qemu_unprivileged_under_seccomp() -> None:
     conf = dict(line.split(" = ", 1) for line in daemon.qemu_conf().splitlines()
                 if " = " in line and not line.startswith("#"))
-    assert conf["user"] == '"libvirt-qemu"' and conf["group"] == '"libvirt-qemu"'
+    assert conf["user"] == '"libvirt-qemu"' and conf["group"] == '"kvm"'
     assert conf["dynamic_ownership"] == "1"
     assert conf["seccomp_sandbox"] == ("1" if daemon.seccomp_supported() else "0")
     assert daemon.seccomp_supported()  # Debian's QEMU has it
