@@ -24,6 +24,7 @@ from distrogate.report.history import record_run, write_trends
 from distrogate.report.html import write_html
 from distrogate.results import Artifact, Finding, Measurement, Outcome, Results
 from distrogate.verdict import decide
+from tests.conftest import Cli
 from tests.unit.synth import record, results
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -35,6 +36,7 @@ PAYLOADS = (
     "javascript:document.documentElement.setAttribute('data-pwned','href')",
 )
 TODAY = date(2026, 1, 1)
+TEST_IMAGES = Path(__file__).resolve().parent / "images"
 
 
 def hostile_results(text: str) -> Results:
@@ -127,3 +129,25 @@ def test_guest_text_cannot_add_markup_or_script(tmp_path: Path) -> None:
         for payload in PAYLOADS[:2]:
             assert payload in text, f"{evil.name}: {payload!r} is not shown as text"
     print(f"checked in headless Chromium in {time.monotonic() - started:.1f}s")
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (make setup)")
+def test_a_hostile_candidates_output_is_text_in_the_summary(cli: Cli, tmp_path: Path) -> None:
+    """A real gate of a candidate whose failing unit's description (in command output) and
+    journal lines carry ``<script>`` and ``</table>``: the summary, opened in Chromium, shows
+    them as text and has no element or handler of theirs."""
+    reports = tmp_path / "reports"
+    result = cli("gate", "--candidate", str(TEST_IMAGES / "hostile-output.yaml"),
+                 "--suite", "smoke", "--reports-dir", str(reports), timeout=1800)
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert result.returncode == 1, result.stderr[-3000:]  # reject: a unit fails on it alone
+    summary = (reports / "latest").resolve() / "summary.html"
+    shape = dom(summary)
+    tags = {tag for tag, _ in shape.tags}
+    assert not tags & {"script", "img", "iframe", "object", "embed"}, tags
+    text = "".join(shape.text)
+    assert "data-pwned','unit')</script></table>" in text  # the unit's description, as text
+    assert "<script>document.title=1</script></table></pre><img src=x onerror=alert(1)>" in text
+    cli.assert_nothing_left()
