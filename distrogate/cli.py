@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import json
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -234,6 +235,22 @@ def cmd_shell(args: argparse.Namespace) -> int:
         return code
 
 
+def allow_backing_option(p: argparse.ArgumentParser) -> None:
+    """``--allow-backing DIR``: a folder an imported image's backing files may be in."""
+    p.add_argument("--allow-backing", action="append", type=Path, metavar="DIR", default=[],
+                   help="allow an imported image's backing files in DIR (besides its own "
+                   "folder); repeatable")
+
+
+def _export_allow_backing(args: argparse.Namespace) -> None:
+    """Pass ``--allow-backing`` on to image intake here and in the gate's test processes."""
+    from distrogate.images.qemuimg import ALLOW_BACKING_ENV
+
+    dirs = [str(d.resolve()) for d in getattr(args, "allow_backing", None) or []]
+    if dirs:
+        os.environ[ALLOW_BACKING_ENV] = os.pathsep.join(dirs)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(
@@ -248,6 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--lab-dir", type=Path, help="use (or start) the lab in this directory")
         p.add_argument("--libvirt-uri", help="use an existing libvirt daemon instead of a private lab")
         p.add_argument("--keep-vms", action="store_true", help="leave VMs and files for debugging")
+        allow_backing_option(p)
 
     image = sub.add_parser("image", help="build, import, list and inspect images")
     image_sub = image.add_subparsers(dest="image_command", required=True, metavar="ACTION")
@@ -257,12 +275,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = image_sub.add_parser("import", help="record a qcow2/raw image file (it is never written)")
     p.add_argument("path", help="the image file")
     p.add_argument("--name", help="a name for reports (default: the file name)")
+    allow_backing_option(p)
     p.set_defaults(func=cmd_image_import)
     p = image_sub.add_parser("list", help="list cached and imported images")
     p.set_defaults(func=cmd_image_list)
     p = image_sub.add_parser("inspect", help="show an image's manifest (builds or imports it)")
     p.add_argument("image", help="IMAGE (see below)")
     p.add_argument("--packages", action="store_true", help="include the full package list")
+    allow_backing_option(p)
     p.set_defaults(func=cmd_image_inspect)
 
     lab = sub.add_parser("lab", help="start, stop, inspect and clean the lab")
@@ -310,6 +330,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     _setup_logging(-1 if args.quiet else args.verbose)
+    _export_allow_backing(args)
     signal.signal(signal.SIGTERM, _raise_interrupt)
     signal.signal(signal.SIGHUP, _raise_interrupt)
     try:

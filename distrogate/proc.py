@@ -101,10 +101,38 @@ def run(
     return result
 
 
-def _kill_group(proc: subprocess.Popen[bytes]) -> None:
+KILL_GRACE = 10.0  # seconds to reap a killed command and drain its pipes
+
+
+def _kill_group(proc: subprocess.Popen[bytes], grace: float | None = None) -> None:
+    """SIGKILL the command's process group and reap it, within a bound.
+
+    A process that left the group (``setsid``) may keep the pipes open, and one stuck in the
+    kernel may not die at once: after ``grace`` seconds the pipes are closed and the wait
+    is given up with a warning, rather than waiting forever.
+    """
+    grace = KILL_GRACE if grace is None else grace
     with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)
-    proc.communicate()
+    try:
+        proc.communicate(timeout=grace)
+        return
+    except subprocess.TimeoutExpired:
+        pass
+    for stream in (proc.stdin, proc.stdout, proc.stderr):
+        if stream is not None:
+            with contextlib.suppress(OSError):
+                stream.close()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        log.warning("`%s` (pid %d) did not end %gs after SIGKILL; not waiting for it",
+                    quote(proc.args if isinstance(proc.args, list) else [str(proc.args)]),
+                    proc.pid, grace)
+    else:
+        log.warning("`%s` left processes outside its group holding its output; they were "
+                    "not waited for", quote(proc.args if isinstance(proc.args, list)
+                                            else [str(proc.args)]))
 
 
 def spawn(argv: Sequence[str | Path], *, log_file: Path,

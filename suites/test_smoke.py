@@ -29,6 +29,10 @@ def test_boots_to_multi_user(role: str, request: pytest.FixtureRequest, record: 
     state = machine.execute("systemctl is-system-running --wait", timeout=180)
     failed = machine.succeed("systemctl list-units --failed --plain --no-legend --no-pager")
     record.measure(f"{role}_failed_units", len(failed.splitlines()), "count")
+    for unit in [line.split()[0] for line in failed.splitlines() if line.split()]:
+        journal = machine.execute(["journalctl", "-u", unit, "-n", "20", "--no-pager"], timeout=60)
+        record.finding(f"{role}: {unit} failed", journal.stdout_text.strip()[-4000:],
+                       {"unit": unit})
     assert state.stdout_text.strip() == "running", (
         f"{role}: system state {state.stdout_text.strip()!r}; failed units: {failed.strip()}")
     machine.succeed("systemctl is-active multi-user.target")

@@ -30,6 +30,7 @@ class DiskRecord(TypedDict, total=False):
     virtual_size: int | None
     size: int
     mtime_ns: int
+    chain: list[list[str]]  # an imported image's backing files: [path, format], top first
 
 
 class ImageManifest(TypedDict, total=False):
@@ -75,6 +76,13 @@ class ImageArtifact:
     def digest(self) -> str:
         """SHA-256 of the disk file's bytes."""
         return str(self.manifest["disk"]["sha256"])
+
+    @property
+    def disk_chain(self) -> tuple[tuple[Path, str], ...]:
+        """The disk file and its backing files (file, format), top first: what a VM's overlay
+        sits on."""
+        below = self.manifest["disk"].get("chain", [])
+        return ((self.disk, self.disk_format), *((Path(p), f) for p, f in below))
 
     @property
     def kernel(self) -> Path | None:

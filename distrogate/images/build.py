@@ -8,6 +8,7 @@ key is the resolved spec's digest, so the second build of the same spec is a loo
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 import uuid
@@ -22,7 +23,7 @@ from distrogate.images.artifact import IMAGE_KINDS, BootMode, ImageArtifact, Ima
 from distrogate.images.bootstrap import installed_packages, mmdebstrap
 from distrogate.images.chroot import chroot_run
 from distrogate.images.disk import MissingBootFile, build_disk, find_boot_files, kernel_cmdline
-from distrogate.images.spec import ImageSpec
+from distrogate.images.spec import FileEntry, ImageSpec
 from distrogate.logsteps import step
 
 log = logging.getLogger(__name__)
@@ -135,11 +136,8 @@ def _customize(spec: ImageSpec, root: Path, packages: tuple[str, ...],
         with step("install %s", " ".join(packages)):
             chroot_run(root, "apt-get update -q && apt-get install -y -q --no-install-recommends "
                        + " ".join(packages), timeout=COMMAND_TIMEOUT, network=True)
-    for entry in files:
-        target = root / entry.path.lstrip("/")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(entry.content)
-        target.chmod(entry.mode)
+    for index, entry in enumerate(files):  # a derived spec's own: its keys count from 0
+        write_in_tree(root, entry, spec.path, f"files[{index}].path")
     for index, command in enumerate(commands):
         with step("command %d of %s: %s", index + 1, spec.name, command[:60]):
             try:
@@ -150,6 +148,37 @@ def _customize(spec: ImageSpec, root: Path, packages: tuple[str, ...],
     machine_id = root / "etc/machine-id"
     machine_id.write_text("")
     (root / "var/lib/dbus/machine-id").unlink(missing_ok=True)
+
+
+def write_in_tree(root: Path, entry: FileEntry, spec: Path, key: str) -> Path:
+    """Write ``entry`` into the tree at ``root``; refused (naming ``spec`` and ``key``) when a
+    symlink in the tree would take the write outside it.
+
+    Every symlink on the way is followed as the host would follow it; the final file is
+    opened with ``O_NOFOLLOW``, and folders that do not exist yet are created as plain
+    folders.
+    """
+    real_root = Path(os.path.realpath(root))
+    target = Path(os.path.realpath(root / entry.path.lstrip("/")))
+    if not target.is_relative_to(real_root) or target == real_root:
+        link = _escaping_link(root, entry.path)
+        raise SpecError(spec, key, f"{entry.path!r} is written through a symlink that leaves the "
+                        f"image tree ({link})")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(entry.content)
+        os.fchmod(handle.fileno(), entry.mode)
+    return target
+
+
+def _escaping_link(root: Path, path: str) -> str:
+    current = root
+    for part in path.strip("/").split("/"):
+        current = current / part
+        if current.is_symlink():
+            return f"/{current.relative_to(root)} -> {os.readlink(current)}"
+    return "a symlink"
 
 
 def _os_release(root: Path) -> dict[str, str]:

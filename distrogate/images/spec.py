@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import posixpath
 import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -208,9 +209,7 @@ def _files(raw: dict[str, Any], path: Path) -> tuple[FileEntry, ...]:
         key = f"files[{index}]"
         if not isinstance(item, dict):
             raise SpecError(path, key, "expected a mapping with 'path' and 'content' or 'source'")
-        target = item.get("path")
-        if not isinstance(target, str) or not target.startswith("/"):
-            raise SpecError(path, f"{key}.path", f"expected an absolute path, got {target!r}")
+        target = _tree_path(path, f"{key}.path", item.get("path"))
         if ("content" in item) == ("source" in item):
             raise SpecError(path, key, "give exactly one of 'content' or 'source'")
         if "content" in item:
@@ -218,10 +217,7 @@ def _files(raw: dict[str, Any], path: Path) -> tuple[FileEntry, ...]:
             if not isinstance(content, str):
                 raise SpecError(path, f"{key}.content", "expected a string")
         else:
-            source = path.parent / str(item["source"])
-            if not source.is_file():
-                raise SpecError(path, f"{key}.source", f"file not found: {source}")
-            content = source.read_text()
+            content = _source_text(path, f"{key}.source", item["source"])
         mode = item.get("mode", "0644")
         try:
             mode_int = int(str(mode), 8)
@@ -230,3 +226,35 @@ def _files(raw: dict[str, Any], path: Path) -> tuple[FileEntry, ...]:
                             f"expected an octal mode like '0644', got {mode!r}") from None
         entries.append(FileEntry(target, content, mode_int))
     return tuple(entries)
+
+
+def _tree_path(spec: Path, key: str, target: object) -> str:
+    """A file's ``path`` in the image tree, normalized; one that leaves the tree is refused."""
+    if not isinstance(target, str) or not target:
+        raise SpecError(spec, key, f"expected an absolute path, got {target!r}")
+    if ".." in target.split("/"):
+        raise SpecError(spec, key, f"{target!r} leaves the image tree ('..' is not allowed)")
+    if not target.startswith("/"):
+        raise SpecError(spec, key, f"expected an absolute path, got {target!r}")
+    if "\0" in target:
+        raise SpecError(spec, key, f"{target!r} contains a NUL byte")
+    normal = posixpath.normpath(target)
+    if normal in ("/", "//"):
+        raise SpecError(spec, key, f"{target!r} names the root of the tree, not a file")
+    return "/" + normal.lstrip("/")
+
+
+def _source_text(spec: Path, key: str, source: object) -> str:
+    """The text of a file's ``source``: a file in the spec's own folder (or below it)."""
+    if not isinstance(source, str) or not source:
+        raise SpecError(spec, key, f"expected a file name relative to the spec, got {source!r}")
+    folder = spec.parent.resolve()
+    resolved = (folder / source).resolve()
+    if not resolved.is_relative_to(folder):
+        raise SpecError(spec, key, f"{source!r} is outside the spec's folder {folder}")
+    if not resolved.is_file():
+        raise SpecError(spec, key, f"file not found: {resolved}")
+    try:
+        return resolved.read_text()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SpecError(spec, key, f"cannot read {resolved} as text: {exc}") from None

@@ -69,7 +69,7 @@ def _probe(conn: virt.Connection, kernel: Path, workdir: Path, prefix: str) -> t
                       memory_mib=256, vcpus=1, kernel=kernel,
                       cmdline="console=ttyS0 panic=0 root=/dev/nonexistent")
     try:
-        domain = conn.createXML(domain_xml(spec), 0)
+        domain = virt.create(conn, domain_xml(spec))
     except virt.LibvirtError as exc:
         return Accel.TCG, f"KVM guest would not start: {str(exc).splitlines()[0][:200]}"
     try:

@@ -8,6 +8,7 @@ is left alone. Clients reach the daemon through the socket in the lab directory.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 import os
@@ -25,16 +26,46 @@ SOCKET_LINKS = Path("/run/distrogate")
 START_TIMEOUT = 90.0  # ~0.1 s idle; generous for a host saturated by TCG guests
 LIBVIRT_DIRS = {"run": "/run/libvirt", "lib": "/var/lib/libvirt", "cache": "/var/cache/libvirt",
                 "log": "/var/log/libvirt", "etc": "/etc/libvirt"}
+QEMU_USER = "libvirt-qemu"
+QEMU_GROUP = "kvm"  # the QEMU user's own primary group, which owns /dev/kvm for the daemon
+KVM_DEVICE = Path("/dev/kvm")
+QEMU_BINARY = "/usr/bin/qemu-system-x86_64"
 QEMU_CONF = """\
-# written by distrogate: guests run as root on files in the lab directory, no virtlogd
+# written by distrogate: guests run as an unprivileged user under libvirt's DAC driver (always
+# on; no MAC driver), which gives each VM's own files (overlay, console log, NVRAM, data disks)
+# to that user while it runs; files shared between VMs are read-only (never relabeled, see
+# lab.xml) and the image stores are mounted read-only for the daemon. QEMU runs in its seccomp
+# sandbox where it has one. No virtlogd.
 stdio_handler = "file"
 security_driver = "none"
-user = "root"
-group = "root"
-dynamic_ownership = 0
+user = "{user}"
+group = "{group}"
+dynamic_ownership = 1
 remember_owner = 0
+seccomp_sandbox = {seccomp}
 cgroup_controllers = [ ]
 """
+
+
+@functools.cache
+def seccomp_supported(qemu: str = QEMU_BINARY) -> bool:
+    """Whether this QEMU has its seccomp sandbox (``-sandbox on`` parses; built without
+    libseccomp it is refused)."""
+    result = proc.run([qemu, "-sandbox", "on", "-version"], timeout=30, check=False)
+    return result.returncode == 0
+
+
+def qemu_conf() -> str:
+    """The private daemon's ``qemu.conf``."""
+    return QEMU_CONF.format(user=QEMU_USER, group=QEMU_GROUP,
+                            seccomp=int(seccomp_supported()))
+
+
+#: Stores whose files VMs share read-only: mounted read-only in the daemon's namespace, so
+#: neither a relabel by libvirt nor a QEMU that escaped its guest can change them.
+READ_ONLY_STORES = ("images", "nspawn")
+#: Everything QEMU opens lives under these (besides the read-only stores).
+SHARED_STORES = ("templates", "labs")
 LIBVIRTD_CONF = """\
 # written by distrogate: a private daemon reachable only through the lab directory's socket
 unix_sock_group = "root"
@@ -95,14 +126,16 @@ def start_daemon(base: Path, netns: str, log_file: Path) -> int:
     sources["cache"] = paths.home() / "libvirt-cache"
     for source in sources.values():
         source.mkdir(parents=True, exist_ok=True)
-    (base / "etc" / "qemu.conf").write_text(QEMU_CONF)
+    (base / "etc" / "qemu.conf").write_text(qemu_conf())
     (base / "etc" / "libvirtd.conf").write_text(LIBVIRTD_CONF)
     for target in LIBVIRT_DIRS.values():
         Path(target).mkdir(parents=True, exist_ok=True)
     proc.run(["ip", "netns", "add", netns], timeout=30)
     proc.run(["ip", "-n", netns, "link", "set", "lo", "up"], timeout=30)
-    mounts = " && ".join(f"mount --bind {shlex.quote(str(sources[sub]))} {target}"
-                         for sub, target in LIBVIRT_DIRS.items())
+    # libvirt's own folders first: their sources may lie where the guests' view hides
+    mounts = " && ".join([*(f"mount --bind {shlex.quote(str(sources[sub].resolve()))} {target}"
+                            for sub, target in LIBVIRT_DIRS.items()),
+                          *guest_view_script(paths.home(), base.parent)])
     pid_file = base / "libvirtd.pid"
     script = f"{mounts} && exec libvirtd --pid-file {shlex.quote(str(pid_file))}"
     daemon = proc.spawn(["ip", "netns", "exec", netns, "unshare", "--mount",
@@ -121,6 +154,64 @@ def start_daemon(base: Path, netns: str, log_file: Path) -> int:
     proc.stop([daemon.pid])
     raise LabError(f"libvirtd in {netns} did not answer within {START_TIMEOUT:g}s: "
                    f"{_tail(log_file)} (log: {log_file})")
+
+
+def blocked_ancestor(path: Path) -> Path | None:
+    """The topmost folder above ``path`` that other users cannot enter (``/root``, a pytest
+    base folder), or None."""
+    for ancestor in reversed(path.parents):
+        if ancestor != Path("/") and not ancestor.stat().st_mode & 0o001:
+            return ancestor
+    return None
+
+
+def guest_view_script(home: Path, lab_dir: Path) -> list[str]:
+    """Shell steps, run in the daemon's private mount namespace, that make distrogate's
+    stores and the lab directory reachable for the unprivileged QEMU user, and the shared
+    stores read-only.
+
+    A store under a folder others cannot enter (``/root/.cache/distrogate``) is bind-mounted
+    again below a small tmpfs laid over that folder, in this namespace only: QEMU reaches the
+    stores and nothing else that folder holds.
+    """
+    roots = sorted({(home / sub).resolve() for sub in (*READ_ONLY_STORES, *SHARED_STORES)}
+                   | {home.resolve(), lab_dir.resolve()})
+    roots = [r for r in roots if not any(r != o and r.is_relative_to(o) for o in roots)]
+    moved = [(r, b) for r in roots if (b := blocked_ancestor(r)) is not None]
+    steps: list[str] = []
+    if moved:
+        steps.append("mount -t tmpfs -o size=1m,mode=0700 dg-stage /mnt")
+        for index, (root, _) in enumerate(moved):
+            steps += [f"mkdir /mnt/{index}", f"mount --bind {shlex.quote(str(root))} /mnt/{index}"]
+        for blocked in sorted({b for _, b in moved}):
+            steps.append(f"mount -t tmpfs -o size=1m,mode=0755 dg-reach {shlex.quote(str(blocked))}")
+        for index, (root, _) in enumerate(moved):
+            quoted = shlex.quote(str(root))
+            steps += [f"mkdir -p {quoted}", f"mount --bind /mnt/{index} {quoted}"]
+        steps.append("umount -R /mnt")
+    if KVM_DEVICE.exists():
+        steps += kvm_device_script()
+    for sub in READ_ONLY_STORES:
+        store = (home / sub).resolve()
+        if store.is_dir():
+            quoted = shlex.quote(str(store))
+            steps += [f"mount --bind {quoted} {quoted}", f"mount -o remount,bind,ro {quoted}"]
+    return steps
+
+
+def kvm_device_script() -> list[str]:
+    """Shell steps giving the daemon's namespace a /dev/kvm node of the same device that the
+    QEMU group may open (``root:kvm 0660``, as udev sets it on a Debian host).
+
+    libvirt judges its cached QEMU capabilities by whether the QEMU user can open /dev/kvm;
+    where the host's node is ``root:root 0600`` (no udev), the QEMU user cannot, the cache is
+    judged stale on every lookup, and each domain start re-probes QEMU (a minute under TCG).
+    """
+    stat = KVM_DEVICE.stat()
+    major, minor = os.major(stat.st_rdev), os.minor(stat.st_rdev)
+    return ["mount -t tmpfs -o size=64k,mode=0755 dg-kvm /mnt",
+            f"mknod -m 0660 /mnt/kvm c {major} {minor}", f"chgrp {QEMU_GROUP} /mnt/kvm",
+            f"mount --bind /mnt/kvm {KVM_DEVICE}", "umount -l /mnt"]
 
 
 def netns_pids(netns: str) -> list[int]:

@@ -257,7 +257,7 @@ class LabRun:
                                                            vcpus=spec.vcpus, nvram=None, **kw),
                                    lambda tspec, tdir: self._make_template(image, tspec, tdir))
                 with step("restore %s from template", name):
-                    template_macs = self._clone(vm, tdir)
+                    template_macs = self._clone(vm, tdir, image)
                     machine.wait_for_agent(timeout=60)
                 machine.restored = True
                 clock = f"{time.time():.3f}"
@@ -286,7 +286,8 @@ class LabRun:
     def _spec(self, image: ImageArtifact, accel: Accel, **fields: Any) -> DomainSpec:
         return DomainSpec(accel=accel, kernel=image.kernel, initrd=image.initrd,
                           cmdline=image.cmdline + BOOT_ARGS if image.kernel else "",
-                          description=f"distrogate {image.name} {image.digest[:12]}", **fields)
+                          description=f"distrogate {image.name} {image.digest[:12]}",
+                          disk_backing=image.disk_chain, **fields)
 
     def cluster(self, image: ImageArtifact, size: int, *, role: str = "node",
                 memory_mib: int = 1024) -> list[Machine]:
@@ -348,7 +349,7 @@ class LabRun:
             machine.wait_for_agent(timeout=BOOT_TIMEOUT)
             machine.execute("systemctl is-system-running --wait", timeout=120)
             machine.succeed("sync", timeout=60)
-            conn.lookupByName(spec.name).save(str(tdir / "state.sav"))
+            virt.save(conn.lookupByName(spec.name), str(tdir / "state.sav"))
         except GuestError as exc:
             # the template directory goes with the failure: keep its console log elsewhere
             kept = console.keep(spec.console_log, paths.home(), spec.name)
@@ -360,19 +361,20 @@ class LabRun:
             vm.power_off_hard()
             raise
 
-    def _clone(self, vm: VM, tdir: Path) -> list[str]:
+    def _clone(self, vm: VM, tdir: Path, image: ImageArtifact) -> list[str]:
         spec = vm.spec
         assert spec.disk is not None
         make_overlay(tdir / "disk.qcow2", "qcow2", spec.disk)
         disks = {"vda": spec.disk} | {extra_disk_target(i): d.path
                                       for i, d in enumerate(spec.extra_disks)}
         identity = CloneIdentity(name=spec.name, uuid=spec.uuid, disks=disks, nics=spec.nics,
-                                 console_log=spec.console_log)
+                                 console_log=spec.console_log,
+                                 backing=((tdir / "disk.qcow2", "qcow2"), *image.disk_chain))
         saved = read_xml(tdir / "state.sav")
         state = vm.directory / "state.sav"
         write_clone_state(tdir / "state.sav", state, rewrite_for_clone(saved, identity))
         try:
-            self.lab.conn().restore(str(state))
+            virt.restore(self.lab.conn(), str(state))
             vm.attach(self.lab.conn().lookupByName(spec.name))
         except virt.LibvirtError as exc:
             raise LabError(f"{spec.name}: restore from template {tdir} failed: {exc}") from None

@@ -37,4 +37,5 @@ def make_seed(path: Path, hostname: str) -> Path:
         source.write_text(content)
         proc.run(["mcopy", "-i", path, source, f"::/{name}"], timeout=60)
         source.unlink()
+    path.chmod(0o644)  # read-only and shared as is: the QEMU user reads it, never owns it
     return path

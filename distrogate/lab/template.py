@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from distrogate.errors import LabError
-from distrogate.lab.xml import Nic
+from distrogate.lab.xml import Nic, set_backing_chain
 
 MAGIC = b"LibvirtQemudSave"
 HEADER = struct.Struct("<16s5I14I")  # 92 bytes
@@ -33,6 +33,8 @@ class CloneIdentity:
     nics: tuple[Nic, ...]  # in the template's interface order
     console_log: Path
     nvram: Path | None = None
+    #: the backing chain of the clone's vda overlay (file, format), top first
+    backing: tuple[tuple[Path, str], ...] = ()
 
 
 def read_xml(state: Path) -> str:
@@ -55,6 +57,8 @@ def rewrite_for_clone(xml: str, identity: CloneIdentity) -> str:
         source = disk.find("source")
         if dev in identity.disks and source is not None:
             source.set("file", str(identity.disks[dev]))
+        if dev == "vda":
+            set_backing_chain(disk, identity.backing)
     interfaces = list(root.iterfind("devices/interface"))
     if len(interfaces) != len(identity.nics):
         raise LabError(f"template has {len(interfaces)} network interfaces, the clone "

@@ -42,7 +42,7 @@ class VM:
         """Start the domain cold from its overlay."""
         self._watch.reset()
         try:
-            self._domain = self.conn.createXML(domain_xml(self.spec), 0)
+            self._domain = virt.create(self.conn, domain_xml(self.spec))
         except virt.LibvirtError as exc:
             raise LabError(f"{self.name}: libvirt could not start the VM: {exc}") from None
 

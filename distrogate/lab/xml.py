@@ -63,6 +63,9 @@ class DomainSpec:
     nvram: Path | None = None
     extra_disks: tuple[ExtraDisk, ...] = field(default_factory=tuple)
     description: str = ""
+    #: The backing chain under ``disk`` (file, format), top first: stated to libvirt so it
+    #: neither probes formats nor relabels (chowns) the shared, read-only files.
+    disk_backing: tuple[tuple[Path, str], ...] = ()
 
 
 def _sub(parent: ET.Element, tag: str, text: str | None = None, **attrs: str) -> ET.Element:
@@ -104,7 +107,9 @@ def domain_xml(spec: DomainSpec) -> str:
     devices = _sub(dom, "devices")
     _sub(devices, "emulator", "/usr/bin/qemu-system-x86_64")
     if spec.disk is not None:
-        _disk(devices, spec.disk, "qcow2", "vda", readonly=False, serial="root", cache="unsafe")
+        disk = _disk(devices, spec.disk, "qcow2", "vda", readonly=False, serial="root",
+                     cache="unsafe")
+        set_backing_chain(disk, spec.disk_backing)
     for index, extra in enumerate(spec.extra_disks):
         _disk(devices, extra.path, extra.fmt, extra_disk_target(index),
               readonly=extra.readonly, serial=extra.serial, cache=extra.cache_mode)
@@ -134,15 +139,45 @@ def extra_disk_target(index: int) -> str:
 
 
 def _disk(devices: ET.Element, path: Path, fmt: str, target: str, *, readonly: bool,
-          serial: str, cache: str) -> None:
+          serial: str, cache: str) -> ET.Element:
     disk = _sub(devices, "disk", type="file", device="disk")
     _sub(disk, "driver", name="qemu", type=fmt, cache=cache)
-    _sub(disk, "source", file=str(path))
+    source = _sub(disk, "source", file=str(path))
+    if readonly:  # shared between VMs: libvirt must not chown it to the QEMU user
+        _no_relabel(source)
     _sub(disk, "target", dev=target, bus="virtio")
     if readonly:
         _sub(disk, "readonly")
     if serial:
         _sub(disk, "serial", serial)
+    return disk
+
+
+def _no_relabel(source: ET.Element) -> None:
+    _sub(source, "seclabel", model="dac", relabel="no")
+
+
+def set_backing_chain(disk: ET.Element, chain: tuple[tuple[Path, str], ...]) -> None:
+    """State ``chain`` (file, format; top first) as the backing chain of ``disk``: each file
+    read-only, with its format, never relabeled; the chain ends there (nothing is probed).
+    Replaces a chain the element had. Without ``chain`` the element is left as it is."""
+    if not chain:
+        return
+    for old in disk.findall("backingStore"):
+        disk.remove(old)
+    parent = disk
+    source = disk.find("source")
+    position = list(disk).index(source) + 1 if source is not None else 0
+    for path, fmt in chain:
+        store = ET.Element("backingStore", {"type": "file"})
+        ET.SubElement(store, "format", {"type": fmt})
+        _no_relabel(ET.SubElement(store, "source", {"file": str(path)}))
+        if parent is disk:
+            disk.insert(position, store)
+        else:
+            parent.append(store)
+        parent = store
+    parent.append(ET.Element("backingStore"))
 
 
 def network_xml(name: str, bridge: str) -> str:

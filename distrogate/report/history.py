@@ -13,9 +13,10 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from distrogate.fsutil import atomic_write_text
-from distrogate.report.page import esc, number, page, table
+from distrogate.report.page import number, render, render_fragment
 from distrogate.results import Results
 from distrogate.verdict import Verdict
 
@@ -138,79 +139,67 @@ def write_trends(db: Path = DEFAULT_DB, out_html: Path = Path("reports/trends.ht
     """Write the trends page for the last ``last`` runs in ``db`` and return its path."""
     runs = last_runs(db, last)
     series = measurement_series(db, [r.run_id for r in runs])
-    body = "\n".join([
-        f"<h1>distrogate trends</h1>\n<p class=\"muted\">The last {len(runs)} runs "
-        f"recorded in {esc(db)}.</p>",
-        _runs_table(runs),
-        _trends_table(runs, series),
-    ])
-    atomic_write_text(out_html, page("distrogate trends", body))
+    text = render("trends.html", title="distrogate trends", db=str(db), count_keys=_COUNT_KEYS,
+                  runs=[_run_row(r) for r in reversed(runs)],
+                  columns=[r.started[:10] or r.run_id for r in runs],
+                  series=[_series_row(key, unit, values, runs)
+                          for key, (unit, values) in series.items()])
+    atomic_write_text(out_html, text)
     log.info("wrote %s (%d runs, %d measurements)", out_html, len(runs), len(series))
     return out_html
 
 
-def _runs_table(runs: list[RunRow]) -> str:
-    if not runs:
-        return "<h2>Runs</h2>\n<p>No runs recorded yet.</p>"
-    rows = [
-        [esc(r.started), f"<code>{esc(r.run_id)}</code>", esc(r.candidate), esc(r.baseline),
-         f"<span class=\"pill {esc(r.decision)}\">{esc(r.decision)}</span>",
-         *(str(r.counts[k]) for k in _COUNT_KEYS), f"{r.duration:.1f} s"]
-        for r in reversed(runs)
-    ]
-    headers = ["date", "run", "candidate", "baseline", "verdict", *_COUNT_KEYS, "duration"]
-    return "<h2>Runs</h2>\n" + table(headers, rows, numeric=range(5, 12))
+def _run_row(run: RunRow) -> dict[str, Any]:
+    return {"started": run.started, "run_id": run.run_id, "candidate": run.candidate,
+            "baseline": run.baseline, "decision": run.decision,
+            "counts": [str(run.counts[k]) for k in _COUNT_KEYS],
+            "duration": f"{run.duration:.1f} s"}
 
 
-def _trends_table(runs: list[RunRow], series: dict[tuple[str, str], tuple[str, dict[str, float]]]
-                  ) -> str:
-    if not series:
-        return "<h2>Measurements</h2>\n<p>No measurements recorded.</p>"
-    headers = ["test", "measurement", "unit", "trend", *(r.started[:10] or r.run_id for r in runs)]
-    rows = []
-    for (nodeid, name), (unit, values) in series.items():
-        cells = []
-        previous: float | None = None
-        for run in runs:
-            value = values.get(run.run_id)
-            cells.append(_value_cell(value, previous))
-            if value is not None:
-                previous = value
-        points = [values[r.run_id] for r in runs if r.run_id in values]
-        rows.append([f"<code>{esc(nodeid)}</code>", esc(name), esc(unit), sparkline(points),
-                     *cells])
-    return ("<h2>Measurements</h2>\n<div class=\"scroll\">"
-            + table(headers, rows, numeric=range(4, 4 + len(runs))) + "</div>")
+def _series_row(key: tuple[str, str], unit: str, values: dict[str, float],
+                runs: list[RunRow]) -> dict[str, Any]:
+    cells = []
+    previous: float | None = None
+    for run in runs:
+        value = values.get(run.run_id)
+        cells.append(_value_cell(value, previous))
+        if value is not None:
+            previous = value
+    points = [values[r.run_id] for r in runs if r.run_id in values]
+    return {"nodeid": key[0], "name": key[1], "unit": unit, "spark": spark(points),
+            "cells": cells}
 
 
-def _value_cell(value: float | None, previous: float | None) -> str:
+def _value_cell(value: float | None, previous: float | None) -> dict[str, str] | None:
     if value is None:
-        return "<span class=\"muted\">—</span>"
-    text = number(value)
-    if previous is None or value == previous:
-        return text
-    delta = value - previous
-    css = "up" if delta > 0 else "down"
-    rel = f" ({delta / previous:+.1%})" if previous else ""
-    return f"{text}<br><small class=\"{css}\">{delta:+.4g}{rel}</small>"
+        return None
+    cell = {"text": number(value), "change": "", "css": ""}
+    if previous is not None and value != previous:
+        delta = value - previous
+        rel = f" ({delta / previous:+.1%})" if previous else ""
+        cell.update(change=f"{delta:+.4g}{rel}", css="up" if delta > 0 else "down")
+    return cell
+
+
+def spark(values: list[float], width: int = 120, height: int = 24) -> dict[str, Any] | None:
+    """The geometry of a sparkline of ``values`` (None for fewer than two points): numbers
+    only, drawn as an SVG polyline by the template."""
+    if len(values) < 2:
+        return None
+    low, high = min(values), max(values)
+    span = (high - low) or 1.0
+    step = (width - 4) / (len(values) - 1)
+    coords = [(f"{2 + i * step:.1f}", f"{height - 2 - (v - low) / span * (height - 4):.1f}")
+              for i, v in enumerate(values)]
+    return {"width": width, "height": height, "low": number(low), "high": number(high),
+            "points": " ".join(f"{x},{y}" for x, y in coords),
+            "last_x": coords[-1][0], "last_y": coords[-1][1]}
 
 
 def sparkline(values: list[float], width: int = 120, height: int = 24) -> str:
     """An inline SVG polyline of ``values`` (empty for fewer than two points)."""
-    if len(values) < 2:
+    geometry = spark(values, width, height)
+    if geometry is None:
         return ""
-    low, high = min(values), max(values)
-    span = (high - low) or 1.0
-    step = (width - 4) / (len(values) - 1)
-    points = " ".join(
-        f"{2 + i * step:.1f},{height - 2 - (v - low) / span * (height - 4):.1f}"
-        for i, v in enumerate(values)
-    )
-    last_x, last_y = points.rsplit(" ", 1)[-1].split(",")
-    return (
-        f"<svg width=\"{width}\" height=\"{height}\" viewBox=\"0 0 {width} {height}\" "
-        f"role=\"img\" aria-label=\"trend\"><title>{esc(number(low))} … {esc(number(high))}"
-        f"</title><polyline fill=\"none\" stroke=\"#2b6cb0\" stroke-width=\"1.5\" "
-        f"points=\"{points}\"/><circle cx=\"{last_x}\" cy=\"{last_y}\" r=\"2\" "
-        f"fill=\"#2b6cb0\"/></svg>"
-    )
+    return render_fragment('{% from "macros.html" import sparkline %}{{ sparkline(s) }}',
+                           s=geometry)

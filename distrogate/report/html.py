@@ -13,10 +13,11 @@ import os
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from distrogate.differential import Delta, DeltaStatus, Observation
 from distrogate.fsutil import atomic_write_text
-from distrogate.report.page import data_block, esc, href, number, page, pill, table
+from distrogate.report.page import data_block, href, number, render, web_link
 from distrogate.results import Artifact, Finding, Results, TestRecord
 from distrogate.verdict import Effective, TestVerdict, Verdict, WaiverUse
 
@@ -39,17 +40,12 @@ def write_html(run_dir: Path, results: Results, verdict: Verdict) -> Path:
 def render_html(results: Results, verdict: Verdict, run_dir: Path) -> str:
     """The summary page as a string; ``run_dir`` is where relative artifact links start."""
     records = _records_by_nodeid(results.records)
-    sections = [
-        _banner(verdict),
-        _images(results),
-        _suites(results, verdict),
-        _problems(verdict, records, run_dir),
-        _waivers(verdict),
-        _measurements(results),
-        _footer(results, verdict),
-    ]
-    title = f"distrogate {results.run.run_id}: {verdict.decision}"
-    return page(title, "\n".join(s for s in sections if s))
+    return render("summary.html",
+                  title=f"distrogate {results.run.run_id}: {verdict.decision}",
+                  verdict=_verdict(verdict), images=_images(results),
+                  suites=_suites(results, verdict), problems=_problems(verdict, records, run_dir),
+                  waivers=_waivers(verdict), measurements=_measurements(results),
+                  footer=_footer(results))
 
 
 def _records_by_nodeid(records: Iterable[TestRecord]) -> dict[str, list[TestRecord]]:
@@ -59,44 +55,31 @@ def _records_by_nodeid(records: Iterable[TestRecord]) -> dict[str, list[TestReco
     return grouped
 
 
-def _banner(verdict: Verdict) -> str:
-    reasons = "".join(f"<li>{esc(r)}</li>" for r in verdict.reasons)
+def _verdict(verdict: Verdict) -> dict[str, Any]:
     counts = ", ".join(f"{n} {k}" for k, n in verdict.counts.items() if n and k != "total")
-    advisories = ""
-    if verdict.advisories:
-        items = "".join(f"<li>{esc(a)}</li>" for a in verdict.advisories)
-        advisories = (f"<h3>Advisory (does not change the verdict)</h3>\n<ul>{items}</ul>")
-    return (
-        f"<section class=\"banner {esc(verdict.decision)}\">\n"
-        f"<h1>{esc(verdict.decision)}</h1>\n"
-        f"<div>exit code {verdict.exit_code} · run {esc(verdict.run_id)} · "
-        f"{verdict.counts.get('total', 0)} tests ({esc(counts or 'none')}) · "
-        f"policy {esc(verdict.policy)} · judged on {esc(verdict.today)}</div>\n"
-        f"<ul>{reasons}</ul>\n</section>\n{advisories}"
-    )
+    return {"decision": str(verdict.decision), "exit_code": verdict.exit_code,
+            "run_id": verdict.run_id, "total": verdict.counts.get("total", 0),
+            "counts": counts or "none", "policy": verdict.policy, "today": str(verdict.today),
+            "reasons": list(verdict.reasons), "advisories": list(verdict.advisories)}
 
 
-def _images(results: Results) -> str:
+def _images(results: Results) -> dict[str, Any]:
     cand, base = results.run.candidate, results.run.baseline
-    rows = [[f"<strong>{esc(key)}</strong>",
-             _image_cell(key, cand.get(key)), _image_cell(key, base.get(key))]
-            for key in _IMAGE_ROWS]
-    suites = ", ".join(results.run.suites) or "—"
-    return (f"<h2>Images</h2>\n{table(['', 'candidate', 'baseline (promoted)'], rows)}\n"
-            f"<p class=\"muted\">Suites run: {esc(suites)}</p>")
+    rows = [{"key": key, "candidate": _image_cell(key, cand.get(key)),
+             "baseline": _image_cell(key, base.get(key))} for key in _IMAGE_ROWS]
+    return {"rows": rows, "suites": ", ".join(results.run.suites) or "—"}
 
 
-def _image_cell(key: str, value: object) -> str:
+def _image_cell(key: str, value: object) -> dict[str, str | None]:
     if value in (None, ""):
-        return "<span class=\"muted\">—</span>"
+        return {"text": None, "title": None}
     text = str(value)
     if key == "digest" and len(text) > _DIGEST_CHARS:
-        short = text.split(":", 1)[-1][:_DIGEST_CHARS]
-        return f"<code title=\"{esc(text)}\">{esc(short)}…</code>"
-    return esc(text)
+        return {"text": text.split(":", 1)[-1][:_DIGEST_CHARS], "title": text}
+    return {"text": text, "title": None}
 
 
-def _suites(results: Results, verdict: Verdict) -> str:
+def _suites(results: Results, verdict: Verdict) -> dict[str, Any]:
     kinds = [str(k) for k in Effective]
     per_suite: dict[str, dict[str, float]] = {}
     for test in verdict.tests:
@@ -110,18 +93,14 @@ def _suites(results: Results, verdict: Verdict) -> str:
         start = _timestamp(record.started)
         if start is not None:
             spans.setdefault(record.suite, []).append((start, start + record.duration))
-    rows = [
-        [esc(suite or "(none)"), *(f"{int(row[k])}" if row[k] else "" for k in kinds),
-         f"{int(row['total'])}", _seconds(_wall(spans.get(suite), row["time"])),
-         _seconds(row["time"])]
-        for suite, row in sorted(per_suite.items())
-    ]
+    rows = [{"name": suite or "(none)",
+             "counts": [f"{int(row[k])}" if row[k] else "" for k in kinds],
+             "total": f"{int(row['total'])}",
+             "wall": _seconds(_wall(spans.get(suite), row["time"])),
+             "time": _seconds(row["time"])}
+            for suite, row in sorted(per_suite.items())]
     total = sum(r.duration for r in results.records)
-    return (f"<h2>Suites</h2>\n"
-            f"{table(['suite', *kinds, 'tests', 'wall time', 'test time'], rows, numeric=range(1, 9))}\n"
-            f"<p class=\"muted\">Wall time: from the suite's first test starting to its last one "
-            f"ending (VM boots included). Test time: the sum of its tests' durations "
-            f"({_seconds(total)} over all suites).</p>")
+    return {"kinds": kinds, "rows": rows, "total": _seconds(total)}
 
 
 def _timestamp(text: str) -> float | None:
@@ -143,72 +122,41 @@ def _seconds(value: float) -> str:
     return f"{value:.1f} s"
 
 
-def _problems(verdict: Verdict, records: dict[str, list[TestRecord]], run_dir: Path) -> str:
+def _problems(verdict: Verdict, records: dict[str, list[TestRecord]],
+              run_dir: Path) -> list[dict[str, Any]]:
     order = {Effective.FAILED: 0, Effective.ERROR: 1, Effective.SKIPPED: 2, Effective.WAIVED: 3,
              Effective.ALSO_FAILS: 4}
     shown = sorted((t for t in verdict.tests if t.effective is not Effective.PASSED and t.judged),
                    key=lambda t: (t.mode != "blocking", order.get(t.effective, 9), t.nodeid))
-    if not shown:
-        return "<h2>Tests that did not pass</h2>\n<p>None: every test passed.</p>"
-    blocks = [_problem(t, records.get(t.nodeid, []), run_dir) for t in shown]
-    return "<h2>Tests that did not pass</h2>\n" + "\n".join(blocks)
+    return [_problem(t, records.get(t.nodeid, []), run_dir) for t in shown]
 
 
-def _problem(test: TestVerdict, records: list[TestRecord], run_dir: Path) -> str:
-    parts = [
-        f"<div class=\"test\" id=\"{esc(test.nodeid)}\">",
-        f"<h3>{pill(test.effective)} <code>{esc(test.nodeid)}</code> "
-        f"<span class=\"muted\">{esc(test.mode)} · suite {esc(test.suite)}</span></h3>",
-    ]
-    if test.waiver:
-        parts.append(f"<p>Waived by <code>{esc(test.waiver)}</code></p>")
-    if test.effective is Effective.ALSO_FAILS:
-        parts.append("<p>Also fails on the promoted image: not a regression (the policy can make "
-                     "the suite absolute).</p>")
-    if test.baseline_outcome:
-        parts.append(f"<p>The baseline's side of this test: {esc(test.baseline_outcome)}.</p>")
-    if test.regressions:
-        regressions = "".join(f"<li>{esc(r)}</li>" for r in test.regressions)
-        waived = (f"<p>Waived items: {esc(', '.join(test.waived_items))}</p>"
-                  if test.waived_items else "")
-        parts.append(f"<p>Regressions not waived:</p><ul>{regressions}</ul>{waived}")
-    messages = [r.message for r in records if r.message]
-    for message in dict.fromkeys(messages):
-        parts.append(f"<pre>{esc(message)}</pre>")
-    deltas = _deltas(records)
-    if deltas:
-        parts.append(deltas)
+def _problem(test: TestVerdict, records: list[TestRecord], run_dir: Path) -> dict[str, Any]:
     artifacts = [a for r in records for a in r.artifacts]
-    for finding in (f for r in records for f in r.findings):
-        parts.append(_finding(finding, artifacts, run_dir))
-    if artifacts:
-        links = "".join(
-            f"<li><a href=\"{href(_link(a.path, run_dir))}\">{esc(a.name)}</a> "
-            f"<span class=\"muted\">({esc(a.kind)})</span></li>"
-            for a in artifacts
-        )
-        parts.append(f"<p>Artifacts:</p><ul>{links}</ul>")
-    parts.append("</div>")
-    return "\n".join(parts)
+    return {
+        "effective": str(test.effective), "nodeid": test.nodeid, "mode": test.mode,
+        "suite": test.suite, "waiver": test.waiver or "",
+        "also_fails": test.effective is Effective.ALSO_FAILS,
+        "baseline_outcome": test.baseline_outcome or "",
+        "regressions": list(test.regressions), "waived_items": list(test.waived_items),
+        "messages": list(dict.fromkeys(r.message for r in records if r.message)),
+        "deltas": _deltas(records),
+        "findings": [_finding(f, artifacts, run_dir) for r in records for f in r.findings],
+        "artifacts": [{"href": href(_link(a.path, run_dir)), "name": a.name, "kind": a.kind}
+                      for a in artifacts],
+    }
 
 
-def _deltas(records: list[TestRecord]) -> str:
+def _deltas(records: list[TestRecord]) -> dict[str, Any]:
     """The test's deltas that are not *unchanged*, worst first: the check, its status and
     rule, the sentence, and the two observations side by side."""
     deltas = [d for d in {d.id: d for r in records for d in r.deltas}.values()
               if d.status is not DeltaStatus.UNCHANGED]
-    if not deltas:
-        return ""
     deltas.sort(key=lambda d: (-d.status.rank, d.id))
-    rows = [[f"<code>{esc(d.id)}</code>", pill(str(d.status)), esc(d.rule),
-             esc(_delta_text(d)), _observation(d.baseline), _observation(d.candidate)]
+    rows = [{"id": d.id, "status": str(d.status), "rule": d.rule, "text": _delta_text(d),
+             "baseline": _observation(d.baseline), "candidate": _observation(d.candidate)}
             for d in deltas[:_DELTAS_SHOWN]]
-    more = len(deltas) - _DELTAS_SHOWN
-    note = f"<p class=\"muted\">and {more} more deltas (results.json has them all)</p>" \
-        if more > 0 else ""
-    return ("<p>Deltas (candidate against baseline):</p>\n"
-            + table(["check", "status", "rule", "what changed", "baseline", "candidate"], rows)
-            + note)
+    return {"rows": rows, "more": len(deltas) - _DELTAS_SHOWN}
 
 
 def _delta_text(delta: Delta) -> str:
@@ -216,24 +164,18 @@ def _delta_text(delta: Delta) -> str:
     return " — ".join(t for t in (title, delta.detail) if t)
 
 
-def _observation(obs: Observation | None) -> str:
-    if obs is None:
-        return "<span class=\"muted\">nothing observed</span>"
-    return f"<span class=\"muted\">{esc(obs.kind)}</span> {esc(obs.describe())}"
+def _observation(obs: Observation | None) -> dict[str, str] | None:
+    return None if obs is None else {"kind": str(obs.kind), "text": obs.describe()}
 
 
-def _finding(finding: Finding, artifacts: list[Artifact], run_dir: Path) -> str:
-    parts = [f"<p><strong>Finding: {esc(finding.title)}</strong></p>"]
-    if finding.detail:
-        parts.append(f"<p>{esc(finding.detail)}</p>")
-    if finding.data:
-        parts.append(data_block(finding.data))
+def _finding(finding: Finding, artifacts: list[Artifact], run_dir: Path) -> dict[str, Any]:
+    link = None
     if finding.artifact:
         named = next((a for a in artifacts if a.name == finding.artifact), None)
         target = named.path if named is not None else finding.artifact
-        parts.append(f"<p>See <a href=\"{href(_link(target, run_dir))}\">"
-                     f"{esc(finding.artifact)}</a></p>")
-    return "\n".join(parts)
+        link = {"href": href(_link(target, run_dir)), "name": finding.artifact}
+    return {"title": finding.title, "detail": finding.detail or "",
+            "data": data_block(finding.data) if finding.data else None, "link": link}
 
 
 def _link(path: str, run_dir: Path) -> str:
@@ -243,55 +185,31 @@ def _link(path: str, run_dir: Path) -> str:
     return path
 
 
-def _waivers(verdict: Verdict) -> str:
-    sections = []
-    for title, uses in (("Waivers applied", verdict.waivers_applied),
-                        ("Expired waivers (ignored)", verdict.expired_waivers_ignored),
-                        ("Live waivers that covered nothing", verdict.unused_waivers)):
-        if uses:
-            sections.append(f"<h3>{esc(title)}</h3>\n{_waiver_table(uses)}")
-    if not sections:
-        return ""
-    return "<h2>Waivers</h2>\n" + "\n".join(sections)
+def _waivers(verdict: Verdict) -> list[dict[str, Any]]:
+    return [{"title": title, "uses": [_waiver_use(u) for u in uses]}
+            for title, uses in (("Waivers applied", verdict.waivers_applied),
+                                ("Expired waivers (ignored)", verdict.expired_waivers_ignored),
+                                ("Live waivers that covered nothing", verdict.unused_waivers))
+            if uses]
 
 
-def _waiver_table(uses: list[WaiverUse]) -> str:
-    rows = [
-        [f"<code>{esc(u.pattern)}</code>" + (f" items {esc(', '.join(u.items))}" if u.items
-                                            else ""),
-         esc(u.reason), f"<a href=\"{esc(u.tracker)}\">{esc(u.tracker)}</a>", esc(u.expires),
-         ("<br>".join(f"<code>{esc(t)}</code>" for t in u.tests) or "—")
-         + (f"<br><span class=\"muted\">{esc(u.why)}</span>" if u.why else "")]
-        for u in uses
-    ]
-    return table(["pattern", "reason", "tracker", "expires", "tests"], rows)
+def _waiver_use(use: WaiverUse) -> dict[str, Any]:
+    return {"pattern": use.pattern, "item_names": list(use.items), "reason": use.reason,
+            "tracker": use.tracker, "tracker_href": web_link(use.tracker),
+            "expires": str(use.expires), "tests": list(use.tests), "why": use.why or ""}
 
 
-def _measurements(results: Results) -> str:
-    rows = [
-        [f"<code>{esc(r.nodeid)}</code>", esc(name), number(m.value), esc(m.unit), esc(m.note)]
-        for r in results.records for name, m in sorted(r.measurements.items())
-    ]
-    if not rows:
-        return ""
-    return ("<h2>Measurements</h2>\n"
-            + table(["test", "measurement", "value", "unit", "note"], rows, numeric=[2]))
+def _measurements(results: Results) -> list[dict[str, str]]:
+    return [{"nodeid": r.nodeid, "name": name, "value": number(m.value), "unit": m.unit,
+             "note": m.note}
+            for r in results.records for name, m in sorted(r.measurements.items())]
 
 
-def _footer(results: Results, verdict: Verdict) -> str:
+def _footer(results: Results) -> dict[str, Any]:
     run = results.run
-    host = ", ".join(f"{k}: {v}" for k, v in sorted(run.host.items())) or "—"
-    lab = ", ".join(f"{k}: {v}" for k, v in sorted(run.lab.items())) or "—"
-    argv = " ".join(run.argv)
-    return (
-        "<footer>\n"
-        f"<p>Run <code>{esc(run.run_id)}</code> · started {esc(run.started)} · "
-        f"finished {esc(run.finished)} · results schema v{results.schema_version}"
-        + (f" (migrated from v{results.migrated_from})" if results.migrated_from else "")
-        + "</p>\n"
-        f"<p>Host: {esc(host)}</p>\n<p>Lab: {esc(lab)}</p>\n"
-        f"<p>Command: <code>{esc(argv or '—')}</code></p>\n"
-        f"<p class=\"muted\">Verdict {esc(verdict.decision)} (exit code {verdict.exit_code}) "
-        f"under policy {esc(verdict.policy)}</p>\n"
-        "</footer>"
-    )
+    return {"run_id": run.run_id, "started": run.started, "finished": run.finished,
+            "schema_version": results.schema_version,
+            "migrated_from": results.migrated_from or "",
+            "host": ", ".join(f"{k}: {v}" for k, v in sorted(run.host.items())) or "—",
+            "lab": ", ".join(f"{k}: {v}" for k, v in sorted(run.lab.items())) or "—",
+            "argv": " ".join(run.argv) or "—"}

@@ -56,7 +56,7 @@ def test_summary_contains_verdict_failures_findings_and_links(tmp_path: Path) ->
     assert 'href="artifacts/order%20diff.txt"' in text
     assert 'href="artifacts/console-cand.log"' in text
     assert "<td>locale</td><td>de_DE</td>" in text  # dict of scalars as a table
-    assert "&quot;pairs&quot;" in text  # nested data as JSON
+    assert "&#34;pairs&#34;" in text  # nested data as JSON (quotes escaped)
     assert 'title="sha256:' in text  # full digest on hover
     assert "2.41" in text and "2.36" in text
     assert "known &lt;b&gt;bug&lt;/b&gt;" in text  # waiver applied, escaped
