@@ -9,10 +9,12 @@ is left alone. Clients reach the daemon through the socket in the lab directory.
 from __future__ import annotations
 
 import functools
+import grp
 import hashlib
 import logging
 import os
 import shlex
+import stat as _stat
 import time
 from pathlib import Path
 
@@ -206,12 +208,32 @@ def kvm_device_script() -> list[str]:
     libvirt judges its cached QEMU capabilities by whether the QEMU user can open /dev/kvm;
     where the host's node is ``root:root 0600`` (no udev), the QEMU user cannot, the cache is
     judged stale on every lookup, and each domain start re-probes QEMU (a minute under TCG).
+    The node is made once in ``$DISTROGATE_HOME/dev`` and bind-mounted into every lab: libvirt
+    also compares the node's ctime with its cache, and a node made afresh per lab would make
+    every new lab probe QEMU again (3-8 s on its first VM).
     """
+    return [f"mount --bind {shlex.quote(str(persistent_kvm_node()))} {KVM_DEVICE}"]
+
+
+def persistent_kvm_node() -> Path:
+    """``$DISTROGATE_HOME/dev/kvm``: a ``root:kvm 0660`` node of the host's /dev/kvm device,
+    made once (again only if the device number changed)."""
     stat = KVM_DEVICE.stat()
-    major, minor = os.major(stat.st_rdev), os.minor(stat.st_rdev)
-    return ["mount -t tmpfs -o size=64k,mode=0755 dg-kvm /mnt",
-            f"mknod -m 0660 /mnt/kvm c {major} {minor}", f"chgrp {QEMU_GROUP} /mnt/kvm",
-            f"mount --bind /mnt/kvm {KVM_DEVICE}", "umount -l /mnt"]
+    node = paths.home() / "dev" / "kvm"
+    try:
+        have = node.stat()
+        if have.st_rdev == stat.st_rdev and have.st_mode & 0o777 == 0o660:
+            return node
+    except OSError:
+        pass
+    node.parent.mkdir(parents=True, exist_ok=True)
+    temporary = node.with_name(f".kvm.{os.getpid()}")
+    temporary.unlink(missing_ok=True)
+    os.mknod(temporary, 0o660 | _stat.S_IFCHR, stat.st_rdev)
+    os.chmod(temporary, 0o660)
+    os.chown(temporary, 0, grp.getgrnam(QEMU_GROUP).gr_gid)
+    os.replace(temporary, node)
+    return node
 
 
 def netns_pids(netns: str) -> list[int]:
