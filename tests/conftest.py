@@ -16,8 +16,8 @@ from distrogate import paths
 REPO = Path(__file__).resolve().parent.parent
 
 
-def qemu_processes(marker: Path) -> list[str]:
-    """Command lines of QEMU processes that mention ``marker`` (a lab or home directory)."""
+def qemu_process_table(marker: Path) -> list[tuple[int, str]]:
+    """(pid, command line) of QEMU processes that mention ``marker`` (a lab or home directory)."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
@@ -25,8 +25,13 @@ def qemu_processes(marker: Path) -> list[str]:
         except OSError:
             continue
         if "qemu-system" in text and str(marker) in text:
-            found.append(text[:160])
+            found.append((int(cmdline.parent.name), text))
     return found
+
+
+def qemu_processes(marker: Path) -> list[str]:
+    """Command lines of QEMU processes that mention ``marker`` (a lab or home directory)."""
+    return [text[:160] for _pid, text in qemu_process_table(marker)]
 
 
 @dataclass(frozen=True)

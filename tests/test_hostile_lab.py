@@ -18,21 +18,13 @@ from distrogate import paths
 from distrogate.images.resolve import resolve_image
 from distrogate.lab.lab import Lab
 from distrogate.lab.run import LabRun
-from tests.conftest import REPO, Cli, qemu_processes
+from tests.conftest import REPO, Cli, qemu_process_table, qemu_processes
 
 QEMU_USER = "libvirt-qemu"
 
 
 def _pids_of_qemu(marker: Path, needle: str = "") -> list[int]:
-    pids = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if "qemu-system" in text and str(marker) in text and needle in text:
-            pids.append(int(cmdline.parent.name))
-    return pids
+    return [pid for pid, text in qemu_process_table(marker) if needle in text]
 
 
 def _daemon_pid(home: Path) -> int | None:

@@ -49,6 +49,7 @@ class Link:
         self.label = label
         self._tap: str | None = None
         self._relay: subprocess.Popen[bytes] | None = None
+        self._spliced = False  # the tap is off its bridge, a veth pair in its place
         self._netem = False
 
     def __enter__(self) -> Link:
@@ -176,6 +177,7 @@ class Link:
         self._stop_relay()
         port, bridge_end = self._port_names()
         tap, bridge = self.tap, self.network.bridge
+        self._spliced = True
         self._host("sh", "-c", f"""set -e
 ip link add {port} type veth peer name {bridge_end}
 for dev in {port} {bridge_end} {tap}; do
@@ -193,11 +195,10 @@ ip link set {tap} nomaster promisc on""")
         if self._relay is not None:
             proc.stop_spawned(self._relay, f"{self.label}: the delay relay")
             self._relay = None
-        existed = proc.run(self.lab.host_argv(["ip", "link", "show", port]), timeout=TIMEOUT,
-                           check=False).returncode == 0
-        if existed:
+        if self._spliced:
             self._host("ip", "link", "del", port, check=False)
             self._host("ip", "link", "set", self.tap, "promisc", "off", "master",
                        self.network.bridge, check=False)
+            self._spliced = False
 
 
