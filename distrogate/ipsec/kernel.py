@@ -45,7 +45,7 @@ def commands(sa: StaticSa, local: IPAddress) -> list[str]:
     for src, dst, spi, key in ((sa.a, sa.b, sa.spi_ab, sa.key_ab),
                                (sa.b, sa.a, sa.spi_ba, sa.key_ba)):
         lines.append(f"xfrm state add src {src} dst {dst} proto esp spi {spi:#x} reqid {REQID} "
-                     f"mode transport aead '{AEAD}' 0x{key} 128 sel src {src} dst {dst}")
+                     f"mode transport aead {AEAD} 0x{key} 128 sel src {src} dst {dst}")
     lines.append(f"xfrm policy add src {local}/{plen} dst {remote}/{plen} dir out "
                  f"tmpl proto esp reqid {REQID} mode transport")
     lines.append(f"xfrm policy add src {remote}/{plen} dst {local}/{plen} dir in "

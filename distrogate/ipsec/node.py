@@ -108,17 +108,18 @@ class IkeNode:
             return self.run(f"systemctl is-active -q {unit} || systemctl start {unit}; "
                             "swanctl --load-all --noprompt", timeout=90)
         return self.run(f"systemctl restart {unit} && ipsec whack --listen >/dev/null && "
-                        "ipsec status | grep -q '\"dg-'", timeout=90)
+                        "ipsec whack --status | grep -q '\"dg-'", timeout=90)
 
     def initiate(self, conn: str, timeout: float) -> Ran:
-        """Bring ``conn`` up from this side, within ``timeout`` seconds."""
+        """Bring ``conn`` up from this side, within ``timeout`` seconds (libreswan through
+        ``ipsec whack``, which 4.x and 5.x share: ``ipsec auto`` is deprecated in 5.0)."""
         if self.impl is None:
             return Ran(False, "no IKE implementation in the image", 0.0)
         if self.impl.kind == STRONGSWAN:
             return self.run(f"swanctl --initiate --child {shlex.quote(conn)} "
                             f"--timeout {int(timeout)}", timeout=timeout + 15)
-        return self.run(f"timeout {int(timeout)} ipsec auto --up {shlex.quote(conn)}",
-                        timeout=timeout + 15)
+        return self.run(f"timeout {int(timeout)} ipsec whack --name {shlex.quote(conn)} "
+                        "--initiate", timeout=timeout + 15)
 
     def terminate(self, conn: str) -> Ran:
         """Take ``conn``'s IKE_SA down from this side."""
@@ -127,7 +128,7 @@ class IkeNode:
         if self.impl.kind == STRONGSWAN:
             return self.run(f"swanctl --terminate --ike {shlex.quote(conn)} --timeout 20",
                             timeout=40)
-        return self.run(f"ipsec auto --down {shlex.quote(conn)}", timeout=40)
+        return self.run(f"ipsec whack --name {shlex.quote(conn)} --terminate", timeout=40)
 
     def restart(self) -> Ran:
         """Restart the IKE daemon's unit (strongSwan's unit loads the configuration again on
@@ -164,6 +165,6 @@ class IkeNode:
         if self.impl is not None and self.impl.kind == STRONGSWAN:
             sas = self.run("swanctl --list-sas", timeout=30).output
         elif self.impl is not None and self.impl.kind == LIBRESWAN:
-            sas = self.run("ipsec trafficstatus", timeout=30).output
+            sas = self.run("ipsec whack --trafficstatus", timeout=30).output
         return {"node": self.name, "implementation": self.impl.describe() if self.impl else "none",
                 "ike_log": logs, "xfrm_state": states, "xfrm_policy": policies, "sas": sas}
