@@ -19,6 +19,10 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SWANCTL_DIR = "/etc/swanctl"
 LIBRESWAN_CONF = "/etc/ipsec.d/distrogate.conf"
 LIBRESWAN_SECRETS = "/etc/ipsec.d/distrogate.secrets"
+NDP_UNIT = "distrogate-ipsec-ndp.service"
+NDP_UNIT_PATH = f"/etc/systemd/system/{NDP_UNIT}"
+#: ICMPv6 neighbour solicitation and advertisement
+NDP_TYPES = (135, 136)
 
 
 @dataclass(frozen=True)
@@ -157,12 +161,43 @@ def libreswan_secrets(conns: list[Connection]) -> str:
                    if c.auth == "psk")
 
 
+def ndp_bypass_unit() -> str:
+    """A systemd unit that lets IPv6 neighbour discovery bypass the IPsec policies.
+
+    A host-to-host transport policy covers every packet between the two addresses, neighbour
+    advertisements included: after one peer reboots, the other answers its neighbour
+    solicitations through the old SA (or holds them in an acquire), the rebooted peer never
+    learns the link-layer address and IKE cannot come back (strongSwan's "IPv6 and the Neighbor
+    Discovery Protocol", libreswan's "IPv6 IPsec failure on host reboot"). The agent installs
+    kernel bypass policies at a priority above the daemon's, before the daemon starts (and
+    again after libreswan's unit, whose stop flushes every policy)."""
+    commands = [f"ExecStart=ip -6 xfrm policy update src ::/0 dst ::/0 proto ipv6-icmp "
+                f"type {t} dir {d} priority 1 action allow"
+                for t in NDP_TYPES for d in ("out", "in", "fwd")]
+    return "\n".join([
+        "# written by distrogate's IPsec suite, as a management agent would",
+        "[Unit]",
+        "Description=IPv6 neighbour discovery bypasses the IPsec policies",
+        "Before=strongswan.service strongswan-swanctl.service",
+        "After=ipsec.service",
+        "PartOf=ipsec.service",
+        "[Service]",
+        "Type=oneshot",
+        "RemainAfterExit=yes",
+        *commands,
+        "[Install]",
+        "WantedBy=multi-user.target ipsec.service",
+        "",
+    ])
+
+
 def files_for(kind: str, conns: list[Connection]) -> dict[str, str]:
     """Guest path → content of every configuration file ``kind`` (strongswan, libreswan) needs
     (certificates and keys come from :mod:`distrogate.ipsec.pki`)."""
     if kind == "strongswan":
-        return {f"{SWANCTL_DIR}/conf.d/distrogate.conf": swanctl_conf(conns)}
+        return {f"{SWANCTL_DIR}/conf.d/distrogate.conf": swanctl_conf(conns),
+                NDP_UNIT_PATH: ndp_bypass_unit()}
     if kind == "libreswan":
         return {LIBRESWAN_CONF: libreswan_conf(conns),
-                LIBRESWAN_SECRETS: libreswan_secrets(conns)}
+                LIBRESWAN_SECRETS: libreswan_secrets(conns), NDP_UNIT_PATH: ndp_bypass_unit()}
     raise InputError(f"unknown IPsec implementation {kind!r}")

@@ -23,8 +23,9 @@ for tool in swanctl ipsec charon-systemd; do
   path=$(command -v $tool 2>/dev/null || ls /usr/sbin/$tool /usr/libexec/ipsec/$tool 2>/dev/null | head -n1)
   echo "tool.$tool=$path"
 done
-if command -v swanctl >/dev/null 2>&1; then echo "swanctl.version=$(swanctl --version 2>&1 | head -n1)"; fi
-if command -v ipsec >/dev/null 2>&1; then echo "ipsec.version=$(ipsec --version 2>&1 | head -n1)"; fi
+# (swanctl prints plugin load failures on stderr before its version)
+command -v swanctl >/dev/null && echo "swanctl.version=$(swanctl --version 2>/dev/null | head -n1)"
+command -v ipsec >/dev/null && echo "ipsec.version=$(ipsec --version 2>/dev/null | head -n1)"
 for unit in """ + " ".join(STRONGSWAN_UNITS + LIBRESWAN_UNITS) + r"""; do
   state=$(systemctl show -P UnitFileState "$unit" 2>/dev/null)
   [ -n "$state" ] && echo "unit.$unit=$state"

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from distrogate.errors import GuestCommandTimeout
 from distrogate.guest.machine import Machine
 from distrogate.ipsec import parse
-from distrogate.ipsec.config import SWANCTL_DIR, Connection, files_for
+from distrogate.ipsec.config import NDP_UNIT, SWANCTL_DIR, Connection, files_for
 from distrogate.ipsec.detect import LIBRESWAN, PROBE, STRONGSWAN, Implementation, parse_probe
 from distrogate.ipsec.pki import NodeCert
 
@@ -91,7 +91,9 @@ class IkeNode:
             return Ran(False, "no IKE implementation in the image", 0.0)
         started = time.monotonic()
         for path, text in files_for(self.impl.kind, conns).items():
-            self.machine.write_file(path, text.encode(), mode=0o600, timeout=60)
+            self.machine.write_file(path, text.encode(),
+                                    mode=0o644 if path.endswith(".service") else 0o600,
+                                    timeout=60)
         if cert is not None:
             for sub, local in (("x509", cert.cert), ("private", cert.key), ("x509ca", cert.ca)):
                 self.machine.write_file(f"{SWANCTL_DIR}/{sub}/{local.name}", local.read_bytes(),
@@ -104,10 +106,12 @@ class IkeNode:
         if self.impl is None:
             return Ran(False, "no IKE implementation in the image", 0.0)
         unit = shlex.quote(self.impl.unit)
+        ndp = (f"systemctl daemon-reload && systemctl enable -q {NDP_UNIT} && "
+               f"systemctl restart {NDP_UNIT} && ")
         if self.impl.kind == STRONGSWAN:
-            return self.run(f"systemctl is-active -q {unit} || systemctl start {unit}; "
+            return self.run(f"{ndp}(systemctl is-active -q {unit} || systemctl start {unit}) && "
                             "swanctl --load-all --noprompt", timeout=90)
-        return self.run(f"systemctl restart {unit} && ipsec whack --listen >/dev/null && "
+        return self.run(f"{ndp}systemctl restart {unit} && ipsec whack --listen >/dev/null && "
                         "ipsec whack --status | grep -q '\"dg-'", timeout=90)
 
     def initiate(self, conn: str, timeout: float) -> Ran:

@@ -10,11 +10,13 @@ from distrogate.errors import InputError
 from distrogate.ipsec.config import (
     LIBRESWAN_CONF,
     LIBRESWAN_SECRETS,
+    NDP_UNIT_PATH,
     Connection,
     files_for,
     libreswan_conf,
     libreswan_proposal,
     libreswan_secrets,
+    ndp_bypass_unit,
     swanctl_conf,
 )
 
@@ -75,7 +77,20 @@ def test_libreswan_conf_and_secrets() -> None:
     assert "left=fd00:1::2" in text and "right=fd00:1::3" in text
     assert "ike=aes256-sha2_256;dh31" in text and "esp=aes_gcm256" in text
     assert libreswan_secrets([psk()]) == 'fd00:1::2 fd00:1::3 : PSK "s3cret"\n'
-    assert set(files_for("libreswan", [psk()])) == {LIBRESWAN_CONF, LIBRESWAN_SECRETS}
+    assert set(files_for("libreswan", [psk()])) == {LIBRESWAN_CONF, LIBRESWAN_SECRETS,
+                                                    NDP_UNIT_PATH}
+
+
+def test_neighbour_discovery_bypasses_the_ipsec_policies() -> None:
+    """Without it a rebooted peer never learns the other's link-layer address (the other
+    answers its neighbour solicitations through the old SA): seen on the default pair."""
+    unit = files_for("strongswan", [psk()])[NDP_UNIT_PATH]
+    assert unit == ndp_bypass_unit()
+    for kind in (135, 136):
+        for direction in ("out", "in", "fwd"):
+            assert (f"proto ipv6-icmp type {kind} dir {direction} priority 1 action allow"
+                    in unit)
+    assert "Before=strongswan.service" in unit and "PartOf=ipsec.service" in unit
 
 
 def test_bad_connections() -> None:

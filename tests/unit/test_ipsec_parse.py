@@ -52,3 +52,22 @@ def test_xfrm_policies() -> None:
     assert policies[3].action == "allow"
     assert protects(policies, "fd00:1::2", "fd00:1::3")
     assert not protects(policies, "fd00:1::3", "fd00:1::2")
+
+
+def test_real_outputs_of_both_releases() -> None:
+    """Taken from a candidate↔baseline pair (trixie strongSwan 6.0.1 initiating, bookworm
+    5.9.8 responding; keys replaced)."""
+    for version in ("5.9.8", "6.0.1"):
+        sas = list_sas((DATA / f"strongswan-{version}-list-sas.txt").read_text())
+        child = established(sas, "dg-ipv6")
+        assert child is not None and child.mode == "TRANSPORT", version
+        assert child.proposal == "ESP:AES_GCM_16-256"
+        assert sas[0].proposal.endswith("/CURVE_25519")
+    trixie, bookworm = ("fd42:ec8c:1::1", "fd42:ec8c:1::2")
+    for release, local, remote in (("trixie", trixie, bookworm), ("bookworm", bookworm, trixie)):
+        states = xfrm_states((DATA / f"{release}-ip-s-xfrm-state.txt").read_text())
+        assert {(s.src, s.dst) for s in states if s.live and s.reqid == 1} == {
+            (local, remote), (remote, local)}
+        assert all(s.algorithms == ["aead rfc4106(gcm(aes))"] for s in states)
+        policies = xfrm_policies((DATA / f"{release}-ip-xfrm-policy.txt").read_text())
+        assert protects(policies, local, remote), release
