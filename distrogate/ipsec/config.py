@@ -171,7 +171,9 @@ def ndp_bypass_unit() -> str:
     Discovery Protocol", libreswan's "IPv6 IPsec failure on host reboot"). The agent installs
     kernel bypass policies at a priority above the daemon's, before the daemon starts (and
     again after libreswan's unit, whose stop flushes every policy)."""
-    commands = [f"ExecStart=ip -6 xfrm policy update src ::/0 dst ::/0 proto ipv6-icmp "
+    # proto by number: a minimal image may lack /etc/protocols (netbase), and iproute2 6.1
+    # resolves names through it
+    commands = [f"ExecStart=ip -6 xfrm policy update src ::/0 dst ::/0 proto 58 "
                 f"type {t} dir {d} priority 1 action allow"
                 for t in NDP_TYPES for d in ("out", "in", "fwd")]
     return "\n".join([

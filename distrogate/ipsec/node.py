@@ -160,8 +160,8 @@ class IkeNode:
         ``ip xfrm state`` (keys left out) and ``ip xfrm policy``, and the SAs the daemon lists."""
         unit = shlex.quote(self.impl.unit) if self.impl else "ipsec.service"
         since = f"--since=@{int(self.since)}" if self.since else "-b"
-        logs = self.run(f"journalctl -u {unit} {since} --no-pager -o short-precise "
-                        f"| tail -n {LOG_LINES}", timeout=30).output
+        logs = self.run(f"journalctl -u {unit} -u {NDP_UNIT} {since} --no-pager "
+                        f"-o short-precise | tail -n {LOG_LINES}", timeout=30).output
         states = self.run("ip -s xfrm state | sed -E 's/0x[0-9a-f]{32,}/<key>/'",
                           timeout=30).output
         policies = self.run("ip xfrm policy", timeout=30).output

@@ -88,7 +88,7 @@ def test_neighbour_discovery_bypasses_the_ipsec_policies() -> None:
     assert unit == ndp_bypass_unit()
     for kind in (135, 136):
         for direction in ("out", "in", "fwd"):
-            assert (f"proto ipv6-icmp type {kind} dir {direction} priority 1 action allow"
+            assert (f"proto 58 type {kind} dir {direction} priority 1 action allow"
                     in unit)
     assert "Before=strongswan.service" in unit and "PartOf=ipsec.service" in unit
 
