@@ -105,6 +105,12 @@ def _nspawn_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str
         raise InputError(str(exc)) from None
 
 
+def _ipsec_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str) -> object:
+    from distrogate.ipsec.settings import parse
+
+    return parse(raw, options, where)
+
+
 REGISTRY: tuple[Suite, ...] = (
     Suite(name="smoke", test_file="test_smoke.py"),
     Suite(name="collation", test_file="test_collation.py", package="distrogate.collation",
@@ -116,6 +122,8 @@ REGISTRY: tuple[Suite, ...] = (
                    "else quick"),)),
     Suite(name="nspawn", test_file="test_nspawn.py", package="distrogate.nspawn",
           aliases=("machinectl",), settings=_nspawn_settings),
+    Suite(name="ipsec", test_file="test_ipsec.py", package="distrogate.ipsec",
+          settings=_ipsec_settings),
 )
 
 #: Every name and alias → its suite.

@@ -1,0 +1,77 @@
+"""The IPsec suite's wall time on the default pair with a warm cache, written to
+bench/results/ipsec.json: ``distrogate gate --suite ipsec`` end to end (target: 2 min on this
+2-core machine) and the suite's own time (``ipsec_suite_wall_time``: the three pairs realised
+and every step run), median of ``--runs`` runs after one warm-up run that makes the templates.
+
+Run (wrap it in the VM lock on a shared machine):
+    .venv/bin/python bench/bench_ipsec.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+from distrogate.fsutil import atomic_write_json
+
+OUT = Path(__file__).resolve().parent / "results" / "ipsec.json"
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = {"gate_suite_ipsec_s": 120.0}
+
+
+def _median(values: list[float]) -> dict[str, object]:
+    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
+            "max": round(max(values), 3), "runs": len(values)}
+
+
+def _gate(reports: Path) -> tuple[float, float, str]:
+    """One gate run: (wall seconds, the suite's own seconds, the decision)."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "distrogate.cli", "-q", "gate", "--suite",
+                           "ipsec", "--reports-dir", str(reports)], capture_output=True,
+                          timeout=1800, cwd=REPO, check=False)
+    wall = time.monotonic() - started
+    if done.returncode > 2:  # 0 promote, 1 reject, 2 inconclusive are verdicts
+        raise SystemExit(f"gate failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    run_dir = (reports / "latest").resolve()
+    results = json.loads((run_dir / "results.json").read_text())
+    suite = [r["measurements"]["ipsec_suite_wall_time"]["value"] for r in results["records"]
+             if "ipsec_suite_wall_time" in r.get("measurements", {})]
+    decision = json.loads((run_dir / "verdict.json").read_text())["decision"]
+    return wall, (suite[0] if suite else float("nan")), decision
+
+
+def main() -> int:
+    """Measure and write the figures."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    load_at_start = os.getloadavg()
+    with tempfile.TemporaryDirectory(prefix="bench-ipsec-") as tmp:
+        reports = Path(tmp)
+        _gate(reports)  # warm-up: templates of every image and NIC layout
+        runs = [_gate(reports) for _ in range(args.runs)]
+    figures = {"gate_suite_ipsec_s": _median([r[0] for r in runs]),
+               "ipsec_suite_wall_time_s": _median([r[1] for r in runs]),
+               "decisions": sorted({r[2] for r in runs})}
+    result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "host": {"node": platform.node(), "kernel": platform.release(),
+                       "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
+              "figures": figures, "targets": TARGETS}
+    atomic_write_json(OUT, result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,351 @@
+"""The steps the suite runs on one pair of nodes, in order, each recorded as an observation.
+
+``a`` initiates, ``b`` responds (and is the side restarted, rekeyed and rebooted). A step whose
+precondition failed (no configuration loaded, no SA) is recorded as not run, naming the step
+that broke, so that the finding points at the first broken step. Each failed step keeps the
+evidence of both sides (:meth:`IkeNode.evidence`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from distrogate.differential import Value
+from distrogate.errors import GuestError
+from distrogate.guest.machine import Machine
+from distrogate.ipsec import kernel
+from distrogate.ipsec.config import Connection
+from distrogate.ipsec.judge import outcome
+from distrogate.ipsec.node import IkeNode
+from distrogate.ipsec.pki import NodeCert, issue, make_ca
+from distrogate.ipsec.settings import IpsecSettings
+from distrogate.ipsec.wire import summarize
+from distrogate.lab import pcap
+
+log = logging.getLogger(__name__)
+
+STEPS = ("kernel_sa", "config_loads", "sa_up", "ping6", "esp_on_wire", "xfrm_counters",
+         "large_packets", "daemon_restart", "rekey", "peer_reboot")
+TITLES = {
+    "kernel_sa": "a kernel-only SA pair (ip xfrm, static keys) carries ping6",
+    "config_loads": "the promoted image's IPsec configuration loads",
+    "sa_up": "the IKE and CHILD SAs come up within the bound",
+    "ping6": "ping6 passes through the SA",
+    "esp_on_wire": "ESP on the wire (host-side capture), payload marker never in cleartext",
+    "xfrm_counters": "the kernel SA counters grow with the traffic",
+    "large_packets": "large packets pass (sizes around the path MTU with ESP overhead)",
+    "daemon_restart": "the SA comes back after the IKE daemon restarts on one side",
+    "rekey": "a CHILD_SA rekey with short lifetimes",
+    "peer_reboot": "the SA comes back after one peer reboots",
+}
+PSK = "distrogate-" + "ipsec-psk-0123456789abcdef"  # a fixed test secret: the lab is isolated
+CaptureFactory = Callable[[Path], AbstractContextManager[Any]]
+
+
+@dataclass
+class PairResult:
+    """What one pair did: an observation per step, evidence per failed step, artifacts."""
+
+    pair: str
+    observations: dict[str, Value] = field(default_factory=dict)
+    evidence: dict[str, list[dict[str, str]]] = field(default_factory=dict)
+    artifacts: dict[str, Path] = field(default_factory=dict)
+    implementations: dict[str, str] = field(default_factory=dict)
+
+    def ok(self, step: str) -> bool:
+        """Whether ``step`` passed on this pair."""
+        obs = self.observations.get(step)
+        return bool(obs is not None and isinstance(obs.value, dict) and obs.value.get("ok"))
+
+
+class PairRun:
+    """Runs :data:`STEPS` on nodes ``a`` and ``b`` of one isolated network."""
+
+    def __init__(self, pair: str, a: IkeNode, b: IkeNode, network: str,
+                 settings: IpsecSettings, workdir: Path, capture: CaptureFactory) -> None:
+        self.pair = pair
+        self.a, self.b = a, b
+        self.network = network
+        self.settings = settings
+        self.workdir = workdir
+        self.capture = capture
+        self.result = PairResult(pair)
+        self.addr_a = a.machine.ip(network)
+        self.addr_b = b.machine.ip(network)
+        self.conn = "dg-ipv6"
+        self.marker = b"DG-IPSEC-MARKER-" + secrets.token_hex(8).encode()
+
+    # -- bookkeeping ---------------------------------------------------------------------
+
+    def _record(self, step: str, ok: bool, detail: str, seconds: float | None = None) -> None:
+        self.result.observations[step] = outcome(ok, detail, seconds)
+        log.info("%s %s: %s %s", self.pair, step, "ok" if ok else "FAILED", detail)
+        if not ok:
+            with contextlib.suppress(GuestError):
+                self.result.evidence[step] = [self.a.evidence(), self.b.evidence()]
+
+    def _skip(self, steps: tuple[str, ...], why: str) -> None:
+        for step in steps:
+            if step not in self.result.observations:
+                self.result.observations[step] = outcome(False, f"not run: {why}")
+
+    def _mark(self) -> None:
+        self.a.mark()
+        self.b.mark()
+
+    def _connections(self, rekey: int = 0) -> tuple[list[Connection], list[Connection],
+                                                     NodeCert | None, NodeCert | None]:
+        s = self.settings
+        cert_a = cert_b = None
+        if s.auth == "x509":
+            ca_dir = self.workdir / "pki"
+            cert_a = issue(ca_dir, f"{self.pair}-a", [self.addr_a])
+            cert_b = issue(ca_dir, f"{self.pair}-b", [self.addr_b])
+
+        def conn(local: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                 remote: ipaddress.IPv4Address | ipaddress.IPv6Address,
+                 cert: NodeCert | None) -> Connection:
+            return Connection(self.conn, local, remote, s.auth, s.ike_proposal, s.esp_proposal,
+                              secret=PSK if s.auth == "psk" else "",
+                              cert=cert.cert.name if cert else "",
+                              ca=cert.ca.name if cert else "", rekey_seconds=rekey)
+
+        return ([conn(self.addr_a, self.addr_b, cert_a)], [conn(self.addr_b, self.addr_a, cert_b)],
+                cert_a, cert_b)
+
+    def _ping(self, node: IkeNode, peer: Any, *, size: int = 56, count: int = 3,
+              pattern: str = "") -> tuple[bool, str]:
+        extra = f" -p {pattern}" if pattern else ""
+        ran = node.run(f"ping -6 -n -c {count} -i 0.3 -W 2 -s {size}{extra} {peer}",
+                       timeout=30)
+        last = ran.output.strip().splitlines()[-2:] if ran.output.strip() else ["no output"]
+        return ran.ok, " / ".join(last)
+
+    def _sa_pair(self) -> tuple[int, int]:
+        return (self.a.sa_count(str(self.addr_a), str(self.addr_b)),
+                self.b.sa_count(str(self.addr_b), str(self.addr_a)))
+
+    # -- steps ---------------------------------------------------------------------------
+
+    def run(self) -> PairResult:
+        """Run every step in order; the result holds an observation for each."""
+        for side, node in (("a", self.a), ("b", self.b)):
+            self.result.implementations[side] = (f"{node.name}: "
+                                                 + (node.impl.describe() if node.impl else "none"))
+        self._kernel_sa()
+        if not self._config_loads():
+            self._skip(STEPS, "the configuration did not load (config_loads)")
+            return self.result
+        if not self._sa_up():
+            self._skip(STEPS, "no SA came up (sa_up)")
+            return self.result
+        self._traffic()
+        self._large_packets()
+        self._daemon_restart()
+        self._rekey()
+        self._peer_reboot()
+        return self.result
+
+    def _kernel_sa(self) -> None:
+        self._mark()
+        sa = kernel.StaticSa.new(self.addr_a, self.addr_b)
+        ran_a = self.a.run(kernel.script(sa, self.addr_a), timeout=30)
+        ran_b = self.b.run(kernel.script(sa, self.addr_b), timeout=30)
+        if not (ran_a.ok and ran_b.ok):
+            said = "; ".join(f"{n.name}: {r.output or 'failed'}" for n, r in
+                             ((self.a, ran_a), (self.b, ran_b)) if not r.ok)
+            self._record("kernel_sa", False, f"adding the static SA failed: {said}")
+        else:
+            ok, said = self._ping(self.a, self.addr_b)
+            counted = [s for s in self.a.xfrm_states() if s.reqid == kernel.REQID]
+            packets = sum(s.packets for s in counted)
+            self._record("kernel_sa", ok and packets > 0,
+                         f"ping6 {'passed' if ok else 'failed'} ({said}); "
+                         f"{packets} packets on the static SAs")
+        self.a.run(kernel.flush_script(sa, self.addr_a), timeout=30)
+        self.b.run(kernel.flush_script(sa, self.addr_b), timeout=30)
+
+    def _config_loads(self) -> bool:
+        self._mark()
+        conns_a, conns_b, cert_a, cert_b = self._connections()
+        problems = []
+        for node, conns, cert in ((self.a, conns_a, cert_a), (self.b, conns_b, cert_b)):
+            if node.impl is None:
+                problems.append(f"{node.name}: no IKE implementation "
+                                f"({self.settings.implementation}) in the image")
+                continue
+            node.install(conns, cert)
+            ran = node.load()
+            if not ran.ok:
+                problems.append(f"{node.name} ({node.impl.describe()}): "
+                                f"{ran.output[-400:] or 'failed'}")
+        self._record("config_loads", not problems, "; ".join(problems) or "loaded on both sides")
+        return not problems
+
+    def _sa_up(self) -> bool:
+        self._mark()
+        bound = self.settings.sa_up_seconds
+        started = time.monotonic()
+        ran = self.a.initiate(self.conn, bound)
+        counts = self._sa_pair()
+        while min(counts) < 1 and time.monotonic() - started < bound:
+            time.sleep(0.5)
+            counts = self._sa_pair()
+        took = time.monotonic() - started
+        ok = min(counts) >= 1
+        detail = ("SA up on both sides" if ok else
+                  f"no SA within {bound:g}s (kernel SAs: {counts[0]} on {self.a.name}, "
+                  f"{counts[1]} on {self.b.name}); initiate said: {ran.output[-300:]}")
+        self._record("sa_up", ok, detail, took if ok else None)
+        return ok
+
+    def _traffic(self) -> None:
+        self._mark()
+        before = {s.spi: s.packets for s in self.a.xfrm_states() if s.proto == "esp"}
+        capture_file = self.workdir / f"{self.pair}.pcap"
+        pattern = self.marker[:16].hex()
+        udp = ("python3 -c \"import socket,sys; s=socket.socket(socket.AF_INET6, "
+               "socket.SOCK_DGRAM); [s.sendto(sys.argv[1].encode(), (sys.argv[2], 9)) "
+               "for _ in range(3)]\" " f"{self.marker.decode()} {self.addr_b}")
+        with self.capture(capture_file):
+            ok, said = self._ping(self.a, self.addr_b, pattern=pattern)
+            self.a.run(udp, timeout=30)
+            time.sleep(0.5)
+        self.result.artifacts["pcap"] = capture_file
+        self._record("ping6", ok, f"ping6 {self.a.name} → {self.b.name}: {said}")
+        # the ping pattern is the marker's first 16 bytes: that is what must never show
+        wire = summarize(pcap.packets(capture_file), self.addr_a, self.addr_b, self.marker[:16])
+        self._record("esp_on_wire", wire.ok,
+                     f"{wire.describe()} between {self.addr_a} and {self.addr_b}")
+        after = self.a.xfrm_states()
+        grew = [s for s in after if s.proto == "esp" and s.packets > before.get(s.spi, 0)]
+        directions = {(s.src, s.dst) for s in grew}
+        want = {(str(self.addr_a), str(self.addr_b)), (str(self.addr_b), str(self.addr_a))}
+        self._record("xfrm_counters", want <= directions,
+                     f"ESP SAs whose counters grew on {self.a.name}: "
+                     + (", ".join(f"{s.src}→{s.dst} {s.packets} packets" for s in grew)
+                        or "none"))
+
+    def _large_packets(self) -> None:
+        self._mark()
+        failed: list[str] = []
+        passed: list[int] = []
+        for size in self.settings.packet_sizes:
+            ok, said = self._ping(self.a, self.addr_b, size=size, count=1)
+            if ok:
+                passed.append(size)
+            else:
+                failed.append(f"{size} ({said})")
+        self._record("large_packets", not failed,
+                     f"passed: {passed or 'none'}; failed: {failed or 'none'}")
+
+    def _come_back(self, step: str, bound: float, started: float, what: str) -> None:
+        ran = self.b.wait(f"ping -6 -n -c 1 -W 2 {self.addr_a}", timeout=bound)
+        counts = self._sa_pair() if ran.ok else (0, 0)
+        ok = ran.ok and min(counts) >= 1
+        took = time.monotonic() - started
+        self._record(step, ok, f"{what}: " + ("SA and ping6 back" if ok else
+                                               f"no SA and ping6 within {bound:g}s "
+                                               f"(kernel SAs {counts}): {ran.output[-300:]}"),
+                     took if ok else None)
+
+    def _daemon_restart(self) -> None:
+        self._mark()
+        started = time.monotonic()
+        ran = self.b.restart()
+        if not ran.ok:
+            self._record("daemon_restart", False, f"restarting the IKE daemon on {self.b.name} "
+                                                  f"failed: {ran.output[-300:]}")
+            return
+        self._come_back("daemon_restart", 2 * self.settings.sa_up_seconds, started,
+                        f"IKE daemon restarted on {self.b.name}")
+
+    def _rekey(self) -> None:
+        self._mark()
+        rekey = self.settings.rekey_seconds
+        conns_a, conns_b, cert_a, cert_b = self._connections(rekey=rekey)
+        for node, conns, cert in ((self.a, conns_a, cert_a), (self.b, conns_b, cert_b)):
+            node.install(conns, cert)
+            loaded = node.load()
+            if not loaded.ok:
+                self._record("rekey", False, f"{node.name}: the short-lifetime configuration "
+                                             f"did not load: {loaded.output[-300:]}")
+                return
+        self.a.terminate(self.conn)
+        self.b.terminate(self.conn)
+        started = time.monotonic()
+        self.a.initiate(self.conn, self.settings.sa_up_seconds)
+        first = {s.spi for s in self.a.xfrm_states()
+                 if s.live and s.src == str(self.addr_a)}
+        deadline = started + 4 * rekey + self.settings.sa_up_seconds
+        rekeyed = False
+        while time.monotonic() < deadline:
+            self._ping(self.a, self.addr_b, count=1)
+            now = {s.spi for s in self.a.xfrm_states()
+                   if s.live and s.src == str(self.addr_a)}
+            if first and now - first:
+                rekeyed = True
+                break
+            time.sleep(2)
+        ok, said = self._ping(self.a, self.addr_b)
+        took = time.monotonic() - started
+        self._record("rekey", rekeyed and ok,
+                     (f"rekeyed (rekey_time {rekey}s), ping6 after: {said}" if rekeyed else
+                      f"no new outbound SPI within {deadline - started:.0f}s "
+                      f"(rekey_time {rekey}s; SPIs first {sorted(first) or 'none'})"),
+                     took if rekeyed and ok else None)
+
+    def _peer_reboot(self) -> None:
+        self._mark()
+        started = time.monotonic()
+        try:
+            self.b.machine.reboot(timeout=300)
+        except GuestError as exc:
+            self._record("peer_reboot", False, f"{self.b.name} did not come back: {exc}")
+            return
+        self.b.since = 0.0  # logs of the new boot
+        self._come_back("peer_reboot", 2 * self.settings.sa_up_seconds, started,
+                        f"{self.b.name} rebooted")
+
+
+@dataclass(frozen=True)
+class PairPlan:
+    """One pair to run: its name, its network and its two nodes (``a`` initiates)."""
+
+    pair: str
+    network: str
+    a: Machine
+    b: Machine
+
+
+def run_pairs(plans: list[PairPlan], settings: IpsecSettings, workdir: Path,
+              capture: Callable[[str, Path], AbstractContextManager[Any]], *,
+              parallel: bool = True) -> dict[str, PairResult]:
+    """Run every pair's steps (the pairs at the same time, each on its own network, unless
+    ``parallel`` is false); a lab error in any pair is raised after every pair has stopped."""
+    if settings.auth == "x509":
+        make_ca(workdir / "pki")  # one CA, before the pairs issue their certificates
+
+    def one(plan: PairPlan) -> PairResult:
+        a = IkeNode.detect(plan.a, settings.implementation)
+        b = IkeNode.detect(plan.b, settings.implementation)
+        return PairRun(plan.pair, a, b, plan.network, settings, workdir,
+                       lambda path: capture(plan.network, path)).run()
+
+    if not parallel:
+        return {plan.pair: one(plan) for plan in plans}
+    with ThreadPoolExecutor(max_workers=len(plans) or 1,
+                            thread_name_prefix="ipsec-pair") as pool:
+        futures = {plan.pair: pool.submit(one, plan) for plan in plans}
+        wait(list(futures.values()))
+    return {pair: future.result() for pair, future in futures.items()}

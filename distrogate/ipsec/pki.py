@@ -1,0 +1,54 @@
+"""A throwaway X.509 CA for the suite, made with openssl on the host (never in the guest):
+one CA, and per node a key and a certificate whose subject alternative name is the node's
+address (the IKE identity the configuration uses)."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+
+from distrogate import proc
+
+OPENSSL_TIMEOUT = 60.0
+CA_NAME = "distrogate-ipsec-ca"
+
+
+@dataclass(frozen=True)
+class NodeCert:
+    """A node's key and certificate (PEM files on the host) and the CA's certificate."""
+
+    key: Path
+    cert: Path
+    ca: Path
+
+
+def make_ca(directory: Path) -> tuple[Path, Path]:
+    """Create the CA's key and self-signed certificate in ``directory``; (key, cert)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    key, cert = directory / "ca.key", directory / "ca.pem"
+    if not cert.exists():
+        proc.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key,
+                  "-out", cert, "-days", "30", "-subj", f"/CN={CA_NAME}",
+                  "-addext", "basicConstraints=critical,CA:TRUE",
+                  "-addext", "keyUsage=critical,keyCertSign,cRLSign"], timeout=OPENSSL_TIMEOUT)
+    return key, cert
+
+
+def issue(directory: Path, name: str,
+          addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> NodeCert:
+    """A key and a certificate for node ``name`` with its ``addresses`` as IP SANs, signed by
+    the CA in ``directory`` (made first if need be)."""
+    ca_key, ca_cert = make_ca(directory)
+    key, csr, cert = (directory / f"{name}.key", directory / f"{name}.csr",
+                      directory / f"{name}.pem")
+    ext = directory / f"{name}.ext"
+    sans = ",".join(f"IP:{a}" for a in addresses)
+    ext.write_text(f"subjectAltName={sans}\nkeyUsage=critical,digitalSignature\n"
+                   "extendedKeyUsage=serverAuth,clientAuth\n")
+    proc.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
+              "-subj", f"/CN={name}"], timeout=OPENSSL_TIMEOUT)
+    proc.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
+              "-CAcreateserial", "-out", cert, "-days", "30", "-extfile", ext],
+             timeout=OPENSSL_TIMEOUT)
+    return NodeCert(key, cert, ca_cert)

@@ -1,0 +1,99 @@
+"""The IPsec suite through the gate: planted faults are rejected naming the broken step, a bad
+suite setting is exit 3 before anything boots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cli
+
+FAULTS = Path(__file__).resolve().parent / "images"
+
+
+def _gate(cli: Cli, tmp_path: Path, candidate: str, *extra: str) -> tuple[Any, dict[str, Any]]:
+    reports = tmp_path / "reports"
+    result = cli("gate", "--candidate", candidate, "--baseline", "promoted", "--suite", "ipsec",
+                 "--reports-dir", str(reports), *extra, timeout=2400)
+    run_dir = (reports / "latest").resolve()
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    return result, verdict
+
+
+def _regressions(tmp_path: Path) -> dict[str, str]:
+    results = json.loads(((tmp_path / "reports" / "latest").resolve() / "results.json")
+                         .read_text())
+    return {d["id"]: d["detail"] for r in results["records"] for d in r.get("deltas", [])
+            if d["status"] == "regression"}
+
+
+@pytest.mark.parametrize(("setting", "problem"), [
+    ("implementation: openswan", "suites.ipsec.implementation: unknown implementation 'openswan'"),
+    ("auth: eap-tls", "suites.ipsec.auth: unknown auth 'eap-tls'"),
+])
+def test_a_bad_setting_is_exit_3_before_any_boot(cli: Cli, tmp_path: Path, setting: str,
+                                                 problem: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"suites:\n  ipsec: {{{setting}}}\n")
+    result = cli("gate", "--suite", "ipsec", "--policy", str(policy), "--reports-dir",
+                 str(tmp_path / "reports"), timeout=120)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert problem in result.stderr
+    labs = cli.home / "labs"
+    assert not labs.exists() or not any(labs.iterdir()), "a lab was started"
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_esp6_blacklisted_is_rejected_naming_the_kernel_sa(cli: Cli, tmp_path: Path) -> None:
+    result, verdict = _gate(cli, tmp_path, str(FAULTS / "ipsec-esp6-blacklisted.yaml"))
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert verdict["decision"] == "reject"
+    regressions = _regressions(tmp_path)
+    assert "kernel_sa:candidate-candidate" in regressions, regressions
+    assert "kernel_sa:candidate-baseline" in regressions, regressions
+    assert "sa_up:candidate-candidate" in regressions, regressions
+    assert any("test_step[kernel_sa]" in reason for reason in verdict["reasons"]), verdict
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_dropped_dh_group_is_rejected_naming_sa_up_not_the_kernel(cli: Cli,
+                                                                    tmp_path: Path) -> None:
+    result, verdict = _gate(cli, tmp_path, str(FAULTS / "ipsec-no-x25519.yaml"))
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert verdict["decision"] == "reject"
+    regressions = _regressions(tmp_path)
+    assert "sa_up:candidate-candidate" in regressions, regressions
+    assert not any(k.startswith(("kernel_sa:", "config_loads:")) for k in regressions), \
+        regressions
+    assert any("test_step[sa_up]" in reason for reason in verdict["reasons"]), verdict
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_libreswan_against_strongswan_across_images(cli: Cli, tmp_path: Path) -> None:
+    """libreswan (bookworm, 4.10) as the candidate against the promoted strongSwan: the mixed
+    pair is libreswan↔strongSwan, the candidate pair libreswan↔libreswan; the suite detects
+    each image's implementation and every pair gets through its first steps."""
+    result, _ = _gate(cli, tmp_path, str(FAULTS / "ipsec-libreswan.yaml"))
+    assert result.returncode in (0, 1), result.stdout[-3000:] + result.stderr[-3000:]
+    run_dir = (tmp_path / "reports" / "latest").resolve()
+    pairs = json.loads((run_dir / "ipsec" / "pairs.json").read_text())
+    assert "libreswan 4.10" in " ".join(pairs["candidate-candidate"]["implementations"].values())
+    mixed = " ".join(pairs["candidate-baseline"]["implementations"].values())
+    assert "libreswan" in mixed and "strongSwan" in mixed
+    for pair in ("candidate-candidate", "candidate-baseline"):
+        observed = pairs[pair]["observations"]
+        assert observed["config_loads"]["ok"] and observed["sa_up"]["ok"], (pair, observed)
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_harmless_change_is_promoted(cli: Cli, tmp_path: Path) -> None:
+    result, verdict = _gate(cli, tmp_path, str(FAULTS / "ipsec-harmless.yaml"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert verdict["decision"] == "promote", verdict["reasons"]

@@ -1,0 +1,23 @@
+"""The suite's throwaway CA, made with the host's openssl (a real one, no mock)."""
+
+from __future__ import annotations
+
+import ipaddress
+import subprocess
+from pathlib import Path
+
+from distrogate.ipsec.pki import CA_NAME, issue
+
+
+def test_a_node_certificate_names_its_address_and_verifies(tmp_path: Path) -> None:
+    cert = issue(tmp_path, "cc1", [ipaddress.IPv6Address("fd00:1::2")])
+    text = subprocess.run(["openssl", "x509", "-in", cert.cert, "-noout", "-text"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "IP Address:FD00:1:0:0:0:0:0:2" in text.upper().replace("IP ADDRESS", "IP Address")
+    assert f"Issuer: CN = {CA_NAME}" in text
+    verify = subprocess.run(["openssl", "verify", "-CAfile", cert.ca, cert.cert],
+                            capture_output=True, text=True)
+    assert verify.returncode == 0, verify.stderr
+    second = issue(tmp_path, "cc2", [ipaddress.IPv6Address("fd00:1::3")])
+    assert second.ca == cert.ca  # one CA per run
+    assert b"PRIVATE KEY" in cert.key.read_bytes()
