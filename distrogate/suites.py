@@ -111,6 +111,12 @@ def _ipsec_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str)
     return parse(raw, options, where)
 
 
+def _fio_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str) -> object:
+    from distrogate.fio.settings import parse
+
+    return parse(raw, options, where)
+
+
 REGISTRY: tuple[Suite, ...] = (
     Suite(name="smoke", test_file="test_smoke.py"),
     Suite(name="collation", test_file="test_collation.py", package="distrogate.collation",
@@ -124,6 +130,12 @@ REGISTRY: tuple[Suite, ...] = (
           aliases=("machinectl",), settings=_nspawn_settings),
     Suite(name="ipsec", test_file="test_ipsec.py", package="distrogate.ipsec",
           settings=_ipsec_settings),
+    Suite(name="fio", test_file="test_fio.py", package="distrogate.fio", settings=_fio_settings,
+          options=(SuiteOption(
+              "--fio-profile", choices=("quick", "nightly"),
+              help="fio suite profile: quick (CI: 6 runs per image, 2 s per job) or nightly "
+                   "(9 runs, 10 s per job); default: the policy's suites.fio.profile, else "
+                   "quick"),)),
 )
 
 #: Every name and alias → its suite.

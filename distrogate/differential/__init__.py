@@ -11,7 +11,7 @@ The one model every suite uses:
 """
 
 from distrogate.differential.delta import Delta, Judgement, Rule, compare, overall
-from distrogate.differential.numeric import Direction, Numeric
+from distrogate.differential.numeric import Direction, Numeric, Undecided
 from distrogate.differential.observations import (
     ElementSet,
     Exit,
@@ -31,5 +31,5 @@ ROLES = ("baseline", "candidate")
 __all__ = [
     "ROLES", "Bound", "Delta", "DeltaStatus", "Direction", "ElementSet", "Exact", "Exit", "Judgement",
     "Kind", "Numeric", "Observation", "Order", "Ordering", "Output", "Rule", "Sample", "SetRule",
-    "Value", "bound_verdict", "compare", "judge", "observation_from_dict", "overall",
+    "Undecided", "Value", "bound_verdict", "compare", "judge", "observation_from_dict", "overall",
 ]

@@ -9,7 +9,11 @@ of metrics judged together (Bonferroni); the interval's level is ``1 - alpha / m
   and the interval clear of the no-change neighbourhood (``1 ± threshold / 2``) on that side;
 * **inconclusive** ("too noisy"): fewer than ``min_samples`` per side, or no regression but an
   interval that reaches past the bad threshold (the data cannot rule a practical regression
-  out), or an interval wider than ``max_width``;
+  out), or an interval wider than ``max_width``. With ``undecided=Undecided.ESTIMATE`` the
+  second condition is the *estimate* past the bad threshold instead of the interval (a
+  possible regression the data cannot confirm): for measurements with few runs on a noisy
+  machine, where a 99 % interval of a handful of runs nearly always reaches 10 % (the fio
+  suite; its A/A calibration measures what this costs);
 * **unchanged** for a practical *improvement* (not a regression; the detail says how much);
 * **within-noise** otherwise.
 """
@@ -27,6 +31,13 @@ from distrogate.differential.status import DeltaStatus
 
 if TYPE_CHECKING:
     import numpy as np
+
+
+class Undecided(StrEnum):
+    """When a comparison that is not a regression is "too noisy" rather than "within noise"."""
+
+    INTERVAL = "interval"  # the interval reaches past the bad threshold
+    ESTIMATE = "estimate"  # the estimate itself is past the bad threshold
 
 
 class Direction(StrEnum):
@@ -65,6 +76,7 @@ class Numeric:
     max_width: float = 1.0  # widest acceptable interval, as a ratio span
     resamples: int = 2000
     seed: int = 0
+    undecided: Undecided = Undecided.INTERVAL
     name: str = "numeric"
 
     def effect(self, base: Sample, cand: Sample) -> Effect:
@@ -103,6 +115,10 @@ class Numeric:
         effect = self.effect(baseline, candidate)
         return Judgement(self._status(effect), self._detail(effect, baseline.unit))
 
+    def status_of(self, e: Effect) -> DeltaStatus:
+        """The status an effect gets under this rule (see the module)."""
+        return self._status(e)
+
     def _status(self, e: Effect) -> DeltaStatus:
         t = self.threshold
         worse = self.direction is Direction.LOWER_IS_BETTER
@@ -118,7 +134,10 @@ class Numeric:
             return DeltaStatus.REGRESSION
         if significant and good_estimate and clear_good:
             return DeltaStatus.UNCHANGED
-        reaches_bad = e.high > 1 + t if worse else e.low < 1 - t
+        if self.undecided is Undecided.ESTIMATE:
+            reaches_bad = bad_estimate
+        else:
+            reaches_bad = e.high > 1 + t if worse else e.low < 1 - t
         if reaches_bad or e.high - e.low > self.max_width:
             return DeltaStatus.INCONCLUSIVE
         return DeltaStatus.WITHIN_NOISE

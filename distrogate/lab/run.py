@@ -89,12 +89,14 @@ def random_mac() -> str:
 class DataDisk:
     """A writable data disk of a node's own (blank when the node is new): ``/dev/vdX`` in the
     guest and ``/dev/disk/by-id/virtio-<serial>``. ``fmt`` ``raw`` with ``cache`` ``none``
-    is what a storage benchmark wants; the default is a sparse qcow2."""
+    (and ``discard`` ``unmap``: the guest's TRIM punches the file's blocks out) is what a
+    storage benchmark wants; the default is a sparse qcow2."""
 
     serial: str = "data0"
     size_mib: int = 1024
     fmt: str = "qcow2"
     cache: str = ""
+    discard: str = ""
 
 
 @dataclass
@@ -230,7 +232,7 @@ class LabRun:
                 kept_data[disk.serial].rename(path)
             else:
                 warm.create_disk(path, disk.size_mib << 20, disk.fmt)
-            disks.append(ExtraDisk(path, disk.fmt, False, disk.serial, disk.cache))
+            disks.append(ExtraDisk(path, disk.fmt, False, disk.serial, disk.cache, disk.discard))
         nics = tuple(Nic(net.libvirt_name, mac) for net, mac in zip(networks, macs, strict=True))
         spec = self._spec(image, accel, name=name, uuid=str(uuid.uuid4()),
                           disk=directory / "disk.qcow2", console_log=directory / "console.log",

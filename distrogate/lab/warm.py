@@ -75,8 +75,11 @@ def _disk_identity(disk: ExtraDisk) -> dict[str, object]:
         stat = disk.path.stat()
         return {"shared": str(disk.path), "size": stat.st_size, "mtime": stat.st_mtime_ns,
                 "fmt": disk.fmt, "serial": disk.serial, "cache": disk.cache_mode}
-    return {"own": disk_size(disk.path), "fmt": disk.fmt, "serial": disk.serial,
-            "cache": disk.cache_mode}
+    own: dict[str, object] = {"own": disk_size(disk.path), "fmt": disk.fmt,
+                              "serial": disk.serial, "cache": disk.cache_mode}
+    if disk.discard:  # only when set: the keys of existing templates stay as they were
+        own["discard"] = disk.discard
+    return own
 
 
 def template_key(image: ImageArtifact, hardware: Hardware, conn: virt.Connection) -> str:

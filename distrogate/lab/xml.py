@@ -23,13 +23,15 @@ class Accel(enum.StrEnum):
 class ExtraDisk:
     """An additional disk: a cloud-init seed or a read-only data image (shared by every VM
     that attaches it), or a node's own writable data disk. ``cache`` is QEMU's cache mode
-    (default: ``none`` for read-only disks, ``unsafe`` for writable ones)."""
+    (default: ``none`` for read-only disks, ``unsafe`` for writable ones); ``discard``
+    ``unmap`` passes the guest's TRIM to the file (blocks punched out), "" ignores it."""
 
     path: Path
     fmt: str = "raw"
     readonly: bool = True
     serial: str = ""
     cache: str = ""
+    discard: str = ""
 
     @property
     def cache_mode(self) -> str:
@@ -112,7 +114,8 @@ def domain_xml(spec: DomainSpec) -> str:
         set_backing_chain(disk, spec.disk_backing)
     for index, extra in enumerate(spec.extra_disks):
         _disk(devices, extra.path, extra.fmt, extra_disk_target(index),
-              readonly=extra.readonly, serial=extra.serial, cache=extra.cache_mode)
+              readonly=extra.readonly, serial=extra.serial, cache=extra.cache_mode,
+              discard=extra.discard)
     for nic in spec.nics:
         iface = _sub(devices, "interface", type="network")
         _sub(iface, "source", network=nic.network)
@@ -139,9 +142,10 @@ def extra_disk_target(index: int) -> str:
 
 
 def _disk(devices: ET.Element, path: Path, fmt: str, target: str, *, readonly: bool,
-          serial: str, cache: str) -> ET.Element:
+          serial: str, cache: str, discard: str = "") -> ET.Element:
     disk = _sub(devices, "disk", type="file", device="disk")
-    _sub(disk, "driver", name="qemu", type=fmt, cache=cache)
+    _sub(disk, "driver", name="qemu", type=fmt, cache=cache,
+         **({"discard": discard} if discard else {}))
     source = _sub(disk, "source", file=str(path))
     if readonly:  # shared between VMs: libvirt must not chown it to the QEMU user
         _no_relabel(source)

@@ -8,6 +8,7 @@ artifact links, the waivers, the measurements, and a footer with run and host.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 from collections.abc import Iterable
@@ -27,6 +28,8 @@ SUMMARY_NAME = "summary.html"
 _IMAGE_ROWS = ("name", "release", "glibc", "kernel", "digest", "boot")
 _DIGEST_CHARS = 12
 _DELTAS_SHOWN = 100
+PLOT_KIND = "plot"  # an artifact of this kind (an SVG file) is shown on the page
+_PLOT_LIMIT = 2 << 20  # bytes: a larger plot is linked, not embedded
 
 
 def write_html(run_dir: Path, results: Results, verdict: Verdict) -> Path:
@@ -45,6 +48,7 @@ def render_html(results: Results, verdict: Verdict, run_dir: Path) -> str:
                   verdict=_verdict(verdict), images=_images(results),
                   suites=_suites(results, verdict), problems=_problems(verdict, records, run_dir),
                   waivers=_waivers(verdict), measurements=_measurements(results),
+                  plots=_plots(results, run_dir),
                   footer=_footer(results))
 
 
@@ -203,6 +207,28 @@ def _measurements(results: Results) -> list[dict[str, str]]:
     return [{"nodeid": r.nodeid, "name": name, "value": number(m.value), "unit": m.unit,
              "note": m.note}
             for r in results.records for name, m in sorted(r.measurements.items())]
+
+
+def _plots(results: Results, run_dir: Path) -> list[dict[str, str]]:
+    """Every SVG artifact of kind ``plot`` inside the run dir, as an image embedded in the page
+    (a ``data:`` URI: the page stays one file that works offline, and an SVG shown as an image
+    runs no script)."""
+    shown = []
+    root = run_dir.resolve()
+    for record in results.records:
+        for artifact in record.artifacts:
+            if artifact.kind != PLOT_KIND or not artifact.path.endswith(".svg"):
+                continue
+            path = (run_dir / artifact.path).resolve()
+            if not path.is_relative_to(root) or not path.is_file():
+                continue
+            entry = {"nodeid": record.nodeid, "name": artifact.name,
+                     "href": href(_link(artifact.path, run_dir)), "src": ""}
+            if path.stat().st_size <= _PLOT_LIMIT:
+                entry["src"] = ("data:image/svg+xml;base64,"
+                                + base64.b64encode(path.read_bytes()).decode("ascii"))
+            shown.append(entry)
+    return shown
 
 
 def _footer(results: Results) -> dict[str, Any]:

@@ -136,3 +136,21 @@ def test_deltas_show_both_observations_side_by_side_escaped(tmp_path: Path) -> N
     assert "alpha &lt;ok&gt;" in html and "machinectl shell &lt;box&gt;" in html
     row = html[html.index("<code>shell_output</code>"):]
     assert row.index("alpha &lt;ok&gt;") < row.index("&lt;script&gt;")  # baseline, then candidate
+
+
+def test_plots_are_embedded_as_images_and_only_from_inside_the_run_dir(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    (run_dir / "fio").mkdir(parents=True)
+    svg = '<svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><text>ratio</text></svg>'
+    (run_dir / "fio" / "seqread-128k.svg").write_text(svg)
+    (tmp_path / "outside.svg").write_text(svg)
+    res = results(record("suites/test_fio.py::test_job[seqread-128k]", suite="fio",
+                         artifacts=[Artifact("plot: seqread-128k", "fio/seqread-128k.svg",
+                                             "plot"),
+                                    Artifact("plot: outside", "../outside.svg", "plot"),
+                                    Artifact("fio JSON", "fio/baseline-run01.json", "json")]))
+    text = render_html(res, decide(res, POLICY, TODAY), run_dir)
+    assert "<h2>Plots</h2>" in text
+    assert text.count('<img src="data:image/svg+xml;base64,') == 1
+    assert "plot: seqread-128k" in text and "plot: outside" not in text
+    assert "<svg" not in text  # an image, never markup in the page

@@ -1,0 +1,125 @@
+"""The fio suite's settings: the policy's ``suites: {fio: {...}}`` section.
+
+Keys (all optional):
+
+``profile``
+    ``quick`` (default; CI and ``make test``) or ``nightly``: the defaults of the keys below.
+    The pytest option ``--fio-profile`` overrides it.
+``jobs``
+    Job names from the shipped job file (default: every job): ``randread-4k-qd32``,
+    ``randread-4k-qd1``, ``randwrite-4k-qd32``, ``seqread-128k``, ``seqwrite-128k``,
+    ``randrw-70-30-4k``.
+``metrics``
+    Metrics judged per job (default: all): ``iops``, ``bw``, ``clat_p50``, ``clat_p99``,
+    ``clat_p99_9``. The significance level is corrected (Bonferroni) for their number.
+``runs``
+    Measured runs per image (quick 6, nightly 9; at least 5).
+``runtime`` / ``ramp``
+    Seconds measured per job and per run, and seconds of ramp before measuring (quick 2 / 1,
+    nightly 10 / 2).
+``threshold``
+    The practical threshold of a regression, a fraction in (0, 1) (default 0.10: 10 %).
+``alpha``
+    The significance level before correction, in (0, 1) (default 0.05).
+``order``
+    ``sequential`` (default: baseline, candidate, baseline, ... one machine at a time) or
+    ``parallel`` (both machines at once, each run started together).
+``disk_mib``
+    Size of each image's data disk in MiB (default 256; 64 to 4096).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from distrogate.errors import InputError
+from distrogate.fio.jobs import JOBS, METRICS
+
+PROFILES = ("quick", "nightly")
+ORDERS = ("sequential", "parallel")
+KEYS = ("profile", "jobs", "metrics", "runs", "runtime", "ramp", "threshold", "alpha", "order",
+        "disk_mib")
+#: per profile: runs per image, runtime and ramp seconds per job
+PROFILE_DEFAULTS: dict[str, dict[str, int]] = {
+    "quick": {"runs": 6, "runtime": 2, "ramp": 1},
+    "nightly": {"runs": 9, "runtime": 10, "ramp": 2},
+}
+
+
+@dataclass(frozen=True)
+class FioSettings:
+    """Typed settings of the fio suite (see the module)."""
+
+    profile: str = "quick"
+    jobs: tuple[str, ...] = tuple(JOBS)
+    metrics: tuple[str, ...] = tuple(METRICS)
+    runs: int = 6
+    runtime: int = 2
+    ramp: int = 1
+    threshold: float = 0.10
+    alpha: float = 0.05
+    order: str = "sequential"
+    disk_mib: int = 256
+
+
+def _names(raw: Mapping[str, Any], key: str, known: Mapping[str, object],
+           where: str) -> tuple[str, ...]:
+    value = raw.get(key, list(known))
+    if not isinstance(value, list | tuple) or not value:
+        raise InputError(f"{where}.{key}: expected a non-empty list, got {value!r}")
+    for name in value:
+        if name not in known:
+            noun = key.removesuffix("s")
+            raise InputError(f"{where}.{key}: unknown {noun} {name!r} (known: "
+                             f"{', '.join(known)})")
+    return tuple(n for n in known if n in value)
+
+
+def _integer(raw: Mapping[str, Any], key: str, default: int, low: int, high: int,
+             where: str) -> int:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{where}.{key}: expected a whole number from {low} to {high}, "
+                         f"got {value!r}")
+    return value
+
+
+def _fraction(raw: Mapping[str, Any], key: str, default: float, where: str) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+        raise InputError(f"{where}.{key}: expected a fraction strictly between 0 and 1 "
+                         f"(0.10 is 10 %), got {value!r}")
+    return float(value)
+
+
+def parse(raw: Mapping[str, Any], options: Mapping[str, Any], where: str) -> FioSettings:
+    """The typed settings from the policy section ``raw`` and the ``--fio-profile`` option;
+    raises :class:`InputError` naming the key (``where``: ``suites.fio``)."""
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{where}: expected a mapping, got {raw!r}")
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise InputError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
+    profile = options.get("fio_profile") or raw.get("profile", "quick")
+    if profile not in PROFILES:
+        raise InputError(f"{where}.profile: unknown profile {profile!r} (expected one of "
+                         f"{', '.join(PROFILES)})")
+    order = raw.get("order", "sequential")
+    if order not in ORDERS:
+        raise InputError(f"{where}.order: unknown order {order!r} (expected one of "
+                         f"{', '.join(ORDERS)})")
+    defaults = PROFILE_DEFAULTS[profile]
+    return FioSettings(
+        profile=profile,
+        jobs=_names(raw, "jobs", JOBS, where),
+        metrics=_names(raw, "metrics", METRICS, where),
+        runs=_integer(raw, "runs", defaults["runs"], 5, 50, where),
+        runtime=_integer(raw, "runtime", defaults["runtime"], 1, 600, where),
+        ramp=_integer(raw, "ramp", defaults["ramp"], 0, 60, where),
+        threshold=_fraction(raw, "threshold", 0.10, where),
+        alpha=_fraction(raw, "alpha", 0.05, where),
+        order=str(order),
+        disk_mib=_integer(raw, "disk_mib", 256, 64, 4096, where),
+    )

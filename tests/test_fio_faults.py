@@ -1,0 +1,81 @@
+"""The fio suite through the gate: a planted block-layer fault is rejected naming the jobs and
+metrics it slows with their ratios and intervals, a clean derived image is promoted, and a bad
+suite setting is exit 3 before anything boots."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import Cli
+
+FAULTS = Path(__file__).resolve().parent / "images"
+
+
+def _gate(cli: Cli, tmp_path: Path, candidate: str, *extra: str) -> tuple[Any, dict[str, Any]]:
+    reports = tmp_path / "reports"
+    result = cli("gate", "--candidate", candidate, "--baseline", "promoted", "--suite", "fio",
+                 "--reports-dir", str(reports), *extra, timeout=2400)
+    run_dir = (reports / "latest").resolve()
+    verdict = json.loads((run_dir / "verdict.json").read_text())
+    return result, verdict
+
+
+def _deltas(tmp_path: Path) -> dict[str, dict[str, Any]]:
+    results = json.loads(((tmp_path / "reports" / "latest").resolve() / "results.json")
+                         .read_text())
+    return {d["id"]: d for r in results["records"] for d in r.get("deltas", [])}
+
+
+@pytest.mark.parametrize(("setting", "problem"), [
+    ("jobs: [randread-4k-qd64]", "suites.fio.jobs: unknown job 'randread-4k-qd64'"),
+    ("metrics: [iops, clat_p95]", "suites.fio.metrics: unknown metric 'clat_p95'"),
+    ("threshold: 1.5", "suites.fio.threshold: expected a fraction strictly between 0 and 1"),
+    ("threshold: 0", "suites.fio.threshold: expected a fraction strictly between 0 and 1"),
+])
+def test_a_bad_setting_is_exit_3_before_any_boot(cli: Cli, tmp_path: Path, setting: str,
+                                                 problem: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"suites:\n  fio: {{{setting}}}\n")
+    result = cli("gate", "--suite", "fio", "--policy", str(policy), "--reports-dir",
+                 str(tmp_path / "reports"), timeout=120)
+    assert result.returncode == 3, result.stderr[-2000:]
+    assert problem in result.stderr
+    assert len([line for line in result.stderr.splitlines() if problem in line]) == 1
+    labs = cli.home / "labs"
+    assert not labs.exists() or not any(labs.iterdir()), "a lab was started"
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_capped_request_size_is_rejected_naming_the_sequential_jobs(cli: Cli,
+                                                                      tmp_path: Path) -> None:
+    """max_sectors_kb=4 on every virtio disk: 128k sequential I/O is split into 4k requests.
+    The verdict rejects, naming the sequential jobs' metrics with ratios and intervals; the
+    report embeds the plots."""
+    result, verdict = _gate(cli, tmp_path, str(FAULTS / "fio-max-sectors.yaml"))
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert verdict["decision"] == "reject"
+    deltas = _deltas(tmp_path)
+    regressed = {i for i, d in deltas.items() if d["status"] == "regression"}
+    for job in ("seqread-128k", "seqwrite-128k"):
+        assert f"{job}:bw" in regressed, sorted(regressed)
+        assert any(f"test_job[{job}]" in reason for reason in verdict["reasons"]), verdict
+        detail = deltas[f"{job}:bw"]["detail"]
+        assert "median ratio" in detail and "CI" in detail, detail
+    assert not any(i.startswith("randread-4k-qd1:") for i in regressed), sorted(regressed)
+    run_dir = (tmp_path / "reports" / "latest").resolve()
+    summary = (run_dir / "summary.html").read_text()
+    assert summary.count('<img src="data:image/svg+xml;base64,') == 6
+    assert len(list((run_dir / "fio").glob("*-run*.json"))) == 12  # 6 runs per image
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+def test_a_clean_derived_image_is_promoted(cli: Cli, tmp_path: Path) -> None:
+    result, verdict = _gate(cli, tmp_path, str(FAULTS / "fio-clean.yaml"))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert verdict["decision"] == "promote", verdict["reasons"]
