@@ -104,7 +104,8 @@ def fio_run(lab_run: LabRun, candidate_image: ImageArtifact, baseline_image: Ima
             vm, _ = lab_run.node_of(machines[role])
             path = next(iter(sorted(vm.directory.glob(f"data-{SERIAL}.*"))), None)
             disks[role] = describe(disk, path)
-        sides = {role: Side(role, machines[role], DEVICE, setups[role].engine) for role in ROLES}
+        sides = {role: Side(role, machines[role], DEVICE, setups[role].engine,
+                            lab_run.node_of(machines[role])[0]) for role in ROLES}
         outputs: list[tuple[str, Path]] = []
 
         def keep(done: MeasuredRun) -> None:
@@ -140,6 +141,25 @@ def _setup_doc(run: FioRun) -> dict[str, Any]:
                        for job, judged in run.judged.items()}}
 
 
+def _record_power(run: FioRun, record: Recorder) -> None:
+    """The power this run had: the baseline's noise (median robust CV over the jobs) for
+    throughput and for latency metrics, and the share of 20 % changes the rule would catch at
+    that noise with this many runs (simulated, :mod:`distrogate.fio.power`)."""
+    kinds = {"throughput": ("iops", "bw"), "latency": ("clat_p50", "clat_p99", "clat_p99_9")}
+    for kind, metrics in kinds.items():
+        chosen = [j for judged in run.judged.values() for j in judged if j.metric in metrics]
+        cvs = [cv_of(j.delta.baseline) for j in chosen  # type: ignore[arg-type]
+               if j.delta.baseline is not None]
+        if not cvs:
+            continue
+        cv = statistics.median(cvs)
+        record.measure(f"{kind}_noise_cv", cv, "ratio",
+                       note="median over the jobs of the baseline's robust CV (MAD/median)")
+        power = simulate(rule_for(chosen[0].metric, run.settings), run.settings.runs,
+                         max(cv, 1e-6), 0.20, simulations=100)
+        record.measure(f"{kind}_power_20pct", power.detected, "ratio", note=power.sentence())
+
+
 def test_every_run_measured_every_job(fio_run: FioRun, record: Recorder) -> None:
     """Both images measured on identical disks, every run with every selected job; records the
     suite's wall time, the ioengines, the disk, the cache mode and the host filesystem, and
@@ -157,6 +177,7 @@ def test_every_run_measured_every_job(fio_run: FioRun, record: Recorder) -> None
     record.artifact("fio setup: engines, disks, cache mode, host filesystem, runs", path, "json")
     for name, output in fio_run.outputs:
         record.artifact(name, output, "json")
+    _record_power(fio_run, record)
     engines = {role: s.engine for role, s in fio_run.setups.items()}
     if engines["baseline"] != engines["candidate"]:
         record.finding("the images run fio with different ioengines",
@@ -170,20 +191,6 @@ def test_every_run_measured_every_job(fio_run: FioRun, record: Recorder) -> None
         assert len(measured) == settings.runs, f"{role}: {len(measured)} runs"
         for done in measured:
             assert sorted(done.result.jobs) == sorted(settings.jobs), (role, done.index)
-
-
-def _observe_power(record: Recorder, judged: Judged, settings: FioSettings) -> None:
-    """The run's noise (robust CV of the baseline's sample) and the power it gives."""
-    base = judged.delta.baseline
-    if base is None or not hasattr(base, "values"):
-        return
-    cv = cv_of(base)  # type: ignore[arg-type]
-    record.measure(f"{judged.metric}_cv", cv, "ratio", note="baseline's robust CV (MAD/median)")
-    if cv > 0:
-        power = simulate(rule_for(judged.metric, settings), settings.runs, cv, 0.20,
-                         simulations=100)
-        record.measure(f"{judged.metric}_power_20pct", power.detected, "ratio",
-                       note=power.sentence())
 
 
 @pytest.mark.parametrize("job", list(JOBS))
@@ -209,7 +216,6 @@ def test_job(job: str, fio_run: FioRun, record: Recorder) -> None:
                           ("candidate", judged.delta.candidate)):
             record.measure(f"{judged.metric}_{role}_median",
                            statistics.median(obs.values), obs.unit)  # type: ignore[union-attr]
-        _observe_power(record, judged, settings)
         if delta.status is DeltaStatus.REGRESSION:
             regressions.append(summary_line(judged))
             e = judged.effect

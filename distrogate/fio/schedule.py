@@ -1,18 +1,21 @@
 """Interleaved measured runs: baseline, candidate, baseline, candidate, ...
 
 A slow drift of the host (another tenant, a warming disk) then touches both images alike
-instead of all of one image's runs. ``order`` ``sequential`` runs one machine at a time;
-``parallel`` starts the two machines' runs together (each pair of runs ends before the next
-starts). Which is less noisy on a machine is what the A/A calibration measures
+instead of all of one image's runs. ``order`` ``sequential`` runs one machine at a time, the
+other one paused (under TCG an idle guest still takes a quarter of a host core: its timer
+interrupts are emulated); ``parallel`` starts the two machines' runs together (each pair of
+runs ends before the next starts). Which is less noisy on a machine is what the A/A calibration measures
 (``bench/bench_fio.py``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import Protocol
 
 from distrogate.differential import ROLES, Sample
 from distrogate.fio.guest import MeasuredRun, measured_run
@@ -23,14 +26,40 @@ from distrogate.guest.machine import Machine
 log = logging.getLogger(__name__)
 
 
+class Pausable(Protocol):
+    """A VM that can be paused while the other one measures (:class:`~distrogate.lab.vm.VM`)."""
+
+    def pause(self, timeout: float = 30.0) -> None:
+        """Stop its virtual CPUs."""
+
+    def resume(self, timeout: float = 30.0) -> None:
+        """Continue it."""
+
+
 @dataclass(frozen=True)
 class Side:
-    """One image's machine in the measurement, and the ioengine it runs."""
+    """One image's machine in the measurement, the ioengine it runs, and its VM (paused while
+    the other side measures; None: never paused)."""
 
     role: str
     machine: Machine
     device: str
     engine: str
+    vm: Pausable | None = None
+
+
+@contextlib.contextmanager
+def paused(vms: list[Pausable]) -> Iterator[None]:
+    """Pause ``vms`` for the block; every one paused is resumed, also on failure."""
+    done: list[Pausable] = []
+    try:
+        for vm in vms:
+            vm.pause()
+            done.append(vm)
+        yield
+    finally:
+        for vm in done:
+            vm.resume()
 
 
 def plan(runs: int) -> list[tuple[int, str]]:
@@ -45,9 +74,13 @@ def measure(sides: Mapping[str, Side], settings: FioSettings,
 
     def one(index: int, role: str) -> MeasuredRun:
         side = sides[role]
-        done = measured_run(side.machine, side.device, role=role, index=index,
-                            jobs=settings.jobs, engine=side.engine, runtime=settings.runtime,
-                            ramp=settings.ramp, size_mib=settings.disk_mib)
+        quiet = [s.vm for r, s in sides.items()
+                 if r != role and s.vm is not None and settings.order == "sequential"]
+        with paused(quiet):
+            done = measured_run(side.machine, side.device, role=role, index=index,
+                                jobs=settings.jobs, engine=side.engine,
+                                runtime=settings.runtime, ramp=settings.ramp,
+                                size_mib=settings.disk_mib)
         if on_run is not None:
             on_run(done)
         return done

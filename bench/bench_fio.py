@@ -1,0 +1,119 @@
+"""The fio suite's figures, written to bench/results/fio.json:
+
+* ``gate``: ``distrogate gate --suite fio`` (quick profile) on the default pair, end to end,
+  and the suite's own time (``fio_suite_wall_time``); target: ≤ 4 min on this 2-core machine;
+  the decision and every job's median ratios with their intervals (bookworm → trixie);
+* ``aa``: the A/A calibration (:mod:`distrogate.fio.calibrate`): the promoted image against
+  itself, ``--aa`` repetitions of the quick profile's interleaved runs, judged as the suite
+  judges: the false-positive rate (target 0 at the default threshold), the inconclusive rate,
+  the noise (robust CV) of every job's metric, and the quick profile's power at that noise.
+
+Run (wrap it in the VM lock on a shared machine; the A/A part takes ~4 min per repetition):
+    .venv/bin/python bench/bench_fio.py [--gate-runs N] [--aa N] [--order sequential|parallel]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from distrogate.fio.calibrate import calibrate, summarise
+from distrogate.fio.judge import rule_for
+from distrogate.fio.power import simulate
+from distrogate.fio.settings import parse
+from distrogate.fsutil import atomic_write_json
+from distrogate.images.resolve import resolve_image
+from distrogate.lab.lab import Lab
+from distrogate.lab.run import LabRun
+
+OUT = Path(__file__).resolve().parent / "results" / "fio.json"
+REPO = Path(__file__).resolve().parent.parent
+TARGETS = {"gate_suite_fio_quick_s": 240.0, "aa_false_positive_rate": 0.0}
+
+
+def _gate(reports: Path) -> dict[str, Any]:
+    """One gate run on the default pair: wall time, suite time, decision, every job's ratios."""
+    started = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "distrogate.cli", "-q", "gate", "--suite",
+                           "fio", "--reports-dir", str(reports)], capture_output=True,
+                          timeout=3600, cwd=REPO, check=False)
+    wall = time.monotonic() - started
+    if done.returncode > 2:  # 0 promote, 1 reject, 2 inconclusive are verdicts
+        raise SystemExit(f"gate failed ({done.returncode}): {done.stderr.decode()[-500:]}")
+    run_dir = (reports / "latest").resolve()
+    results = json.loads((run_dir / "results.json").read_text())
+    suite = [r["measurements"]["fio_suite_wall_time"]["value"] for r in results["records"]
+             if "fio_suite_wall_time" in r.get("measurements", {})]
+    ratios = {d["id"]: {"status": d["status"], "detail": d["detail"]}
+              for r in results["records"] for d in r.get("deltas", [])}
+    decision = json.loads((run_dir / "verdict.json").read_text())["decision"]
+    return {"wall_s": round(wall, 1), "suite_s": round(suite[0], 1) if suite else None,
+            "decision": decision, "deltas": ratios}
+
+
+def _aa(repetitions: int, order: str) -> dict[str, Any]:
+    settings = parse({"order": order}, {}, "suites.fio")
+    image = resolve_image("promoted")
+    lab = Lab.start()
+    try:
+        with LabRun(lab) as run:
+            started = time.monotonic()
+            reps = calibrate(run, image, settings, repetitions)
+            figures = summarise(reps, settings)
+            figures["seconds"] = round(time.monotonic() - started, 1)
+    finally:
+        lab.teardown()
+    powers = {}
+    for key, cv in figures["median_cv"].items():
+        metric = key.split(":", 1)[1]
+        power = simulate(rule_for(metric, settings), settings.runs, max(cv, 1e-6), 0.20,
+                         simulations=200)
+        powers[key] = round(power.detected, 2)
+    figures["power_20pct_at_measured_cv"] = powers
+    return figures
+
+
+def main() -> int:
+    """Measure and write the figures (each part kept from the last file when skipped)."""
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--gate-runs", type=int, default=1)
+    parser.add_argument("--aa", type=int, default=5, help="A/A repetitions (0: skip)")
+    parser.add_argument("--order", default="sequential", choices=("sequential", "parallel"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    previous = json.loads(OUT.read_text()) if OUT.exists() else {}
+    figures: dict[str, Any] = dict(previous.get("figures", {}))
+    load_at_start = os.getloadavg()
+    if args.gate_runs:
+        with tempfile.TemporaryDirectory(prefix="bench-fio-") as tmp:
+            runs = [_gate(Path(tmp) / f"r{i}") for i in range(args.gate_runs)]
+        figures["gate_suite_fio_quick_s"] = {
+            "median": statistics.median(r["wall_s"] for r in runs),
+            "suite_median": statistics.median(r["suite_s"] or 0.0 for r in runs),
+            "runs": len(runs), "decisions": sorted({r["decision"] for r in runs}),
+            "last_deltas": runs[-1]["deltas"]}
+    if args.aa:
+        figures[f"aa_{args.order}"] = _aa(args.aa, args.order)
+    result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "host": {"node": platform.node(), "kernel": platform.release(),
+                       "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
+              "figures": figures, "targets": TARGETS}
+    atomic_write_json(OUT, result)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
