@@ -91,6 +91,8 @@ def main() -> int:
     parser.add_argument("--gate-runs", type=int, default=1)
     parser.add_argument("--aa", type=int, default=5, help="A/A repetitions (0: skip)")
     parser.add_argument("--order", default="sequential", choices=("sequential", "parallel"))
+    parser.add_argument("--reports-dir", type=Path, default=None,
+                        help="keep the gate runs' reports here (default: a temporary folder)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     previous = json.loads(OUT.read_text()) if OUT.exists() else {}
@@ -98,7 +100,8 @@ def main() -> int:
     load_at_start = os.getloadavg()
     if args.gate_runs:
         with tempfile.TemporaryDirectory(prefix="bench-fio-") as tmp:
-            runs = [_gate(Path(tmp) / f"r{i}") for i in range(args.gate_runs)]
+            where = args.reports_dir or Path(tmp)
+            runs = [_gate(where / f"r{i}") for i in range(args.gate_runs)]
         figures["gate_suite_fio_quick_s"] = {
             "median": statistics.median(r["wall_s"] for r in runs),
             "suite_median": statistics.median(r["suite_s"] or 0.0 for r in runs),

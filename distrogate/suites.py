@@ -133,7 +133,7 @@ REGISTRY: tuple[Suite, ...] = (
     Suite(name="fio", test_file="test_fio.py", package="distrogate.fio", settings=_fio_settings,
           options=(SuiteOption(
               "--fio-profile", choices=("quick", "nightly"),
-              help="fio suite profile: quick (CI: 6 runs per image, 2 s per job) or nightly "
+              help="fio suite profile: quick (CI: 6 runs per image, 1 s per job after a 1 s ramp) or nightly "
                    "(9 runs, 10 s per job); default: the policy's suites.fio.profile, else "
                    "quick"),)),
 )

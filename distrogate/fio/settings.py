@@ -15,7 +15,7 @@ Keys (all optional):
 ``runs``
     Measured runs per image (quick 6, nightly 9; at least 5).
 ``runtime`` / ``ramp``
-    Seconds measured per job and per run, and seconds of ramp before measuring (quick 2 / 1,
+    Seconds measured per job and per run, and seconds of ramp before measuring (quick 1 / 1,
     nightly 10 / 2).
 ``threshold``
     The practical threshold of a regression, a fraction in (0, 1) (default 0.10: 10 %).
@@ -43,7 +43,7 @@ KEYS = ("profile", "jobs", "metrics", "runs", "runtime", "ramp", "threshold", "a
         "disk_mib")
 #: per profile: runs per image, runtime and ramp seconds per job
 PROFILE_DEFAULTS: dict[str, dict[str, int]] = {
-    "quick": {"runs": 6, "runtime": 2, "ramp": 1},
+    "quick": {"runs": 6, "runtime": 1, "ramp": 1},
     "nightly": {"runs": 9, "runtime": 10, "ramp": 2},
 }
 
@@ -56,7 +56,7 @@ class FioSettings:
     jobs: tuple[str, ...] = tuple(JOBS)
     metrics: tuple[str, ...] = tuple(METRICS)
     runs: int = 6
-    runtime: int = 2
+    runtime: int = 1
     ramp: int = 1
     threshold: float = 0.10
     alpha: float = 0.05

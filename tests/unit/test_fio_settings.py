@@ -16,7 +16,7 @@ def test_defaults_are_the_quick_profile_with_every_job_and_metric() -> None:
     settings = parse({}, {}, WHERE)
     assert settings == FioSettings()
     assert settings.jobs == tuple(JOBS) and settings.metrics == tuple(METRICS)
-    assert (settings.runs, settings.runtime, settings.ramp) == (6, 2, 1)
+    assert (settings.runs, settings.runtime, settings.ramp) == (6, 1, 1)
 
 
 def test_nightly_profile_from_policy_or_option() -> None:
