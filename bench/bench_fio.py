@@ -24,14 +24,15 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from distrogate.fio.calibrate import calibrate, summarise
+from distrogate.fio.calibrate import Repetition, calibrate, summarise
 from distrogate.fio.judge import rule_for
 from distrogate.fio.power import simulate
-from distrogate.fio.settings import parse
+from distrogate.fio.settings import FioSettings, parse
 from distrogate.fsutil import atomic_write_json
 from distrogate.images.resolve import resolve_image
 from distrogate.lab.lab import Lab
@@ -62,18 +63,10 @@ def _gate(reports: Path) -> dict[str, Any]:
             "decision": decision, "deltas": ratios}
 
 
-def _aa(repetitions: int, order: str) -> dict[str, Any]:
-    settings = parse({"order": order}, {}, "suites.fio")
-    image = resolve_image("promoted")
-    lab = Lab.start()
-    try:
-        with LabRun(lab) as run:
-            started = time.monotonic()
-            reps = calibrate(run, image, settings, repetitions)
-            figures = summarise(reps, settings)
-            figures["seconds"] = round(time.monotonic() - started, 1)
-    finally:
-        lab.teardown()
+def _aa_figures(reps: list[Repetition], settings: FioSettings, started: float
+                ) -> dict[str, Any]:
+    figures = summarise(reps, settings)
+    figures["seconds"] = round(time.monotonic() - started, 1)
     powers = {}
     for key, cv in figures["median_cv"].items():
         metric = key.split(":", 1)[1]
@@ -82,6 +75,20 @@ def _aa(repetitions: int, order: str) -> dict[str, Any]:
         powers[key] = round(power.detected, 2)
     figures["power_20pct_at_measured_cv"] = powers
     return figures
+
+
+def _aa(repetitions: int, order: str, keep: Callable[[dict[str, Any]], None]) -> None:
+    """The A/A calibration; ``keep`` gets the figures after every repetition."""
+    settings = parse({"order": order}, {}, "suites.fio")
+    image = resolve_image("promoted")
+    lab = Lab.start()
+    started = time.monotonic()
+    try:
+        with LabRun(lab) as run:
+            calibrate(run, image, settings, repetitions,
+                      lambda reps: keep(_aa_figures(reps, settings, started)))
+    finally:
+        lab.teardown()
 
 
 def main() -> int:
@@ -107,14 +114,21 @@ def main() -> int:
             "suite_median": statistics.median(r["suite_s"] or 0.0 for r in runs),
             "runs": len(runs), "decisions": sorted({r["decision"] for r in runs}),
             "last_deltas": runs[-1]["deltas"]}
+    def write() -> dict[str, Any]:
+        result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                  "host": {"node": platform.node(), "kernel": platform.release(),
+                           "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
+                  "figures": figures, "targets": TARGETS}
+        atomic_write_json(OUT, result)
+        return result
+
+    def keep(aa: dict[str, Any]) -> None:
+        figures[f"aa_{args.order}"] = aa
+        write()
+
     if args.aa:
-        figures[f"aa_{args.order}"] = _aa(args.aa, args.order)
-    result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "host": {"node": platform.node(), "kernel": platform.release(),
-                       "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
-              "figures": figures, "targets": TARGETS}
-    atomic_write_json(OUT, result)
-    print(json.dumps(result, indent=2))
+        _aa(args.aa, args.order, keep)
+    print(json.dumps(write(), indent=2))
     return 0
 
 

@@ -117,6 +117,7 @@ def fio_run(lab_run: LabRun, candidate_image: ImageArtifact, baseline_image: Ima
         result = FioRun(settings, setups, disks, runs, time.monotonic() - started, workdir,
                         outputs)
         _judge_and_plot(result)
+        result.wall_seconds = time.monotonic() - started
         yield result
     finally:
         for machine in machines.values():

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -48,19 +49,25 @@ def judge_all(runs: list[MeasuredRun], settings: FioSettings) -> list[Judged]:
 
 
 def calibrate(lab_run: LabRun, image: ImageArtifact, settings: FioSettings,
-              repetitions: int) -> list[Repetition]:
-    """``repetitions`` A/A measurements of ``image`` against itself (see the module)."""
+              repetitions: int,
+              on_repetition: Callable[[list[Repetition]], None] | None = None
+              ) -> list[Repetition]:
+    """``repetitions`` A/A measurements of ``image`` against itself (see the module);
+    ``on_repetition`` sees the repetitions so far after each one (to keep figures of a long
+    calibration that is interrupted)."""
     disk = data_disk(settings.disk_mib)
     machines = {role: lab_run.boot(image, role=f"aa{role}", data_disks=[disk]) for role in ROLES}
     try:
         setups = {role: guest.setup(machines[role], DEVICE) for role in ROLES}
         sides = {role: Side(role, machines[role], DEVICE, setups[role].engine,
                             lab_run.node_of(machines[role])[0]) for role in ROLES}
-        out = []
+        out: list[Repetition] = []
         for index in range(repetitions):
             runs = measure(sides, settings)
             judged = judge_all(runs, settings)
             out.append(Repetition(judged, runs))
+            if on_repetition is not None:
+                on_repetition(out)
             log.info("A/A repetition %d: %d regression(s), %d inconclusive", index + 1,
                      sum(j.status is DeltaStatus.REGRESSION for j in judged),
                      sum(j.status is DeltaStatus.INCONCLUSIVE for j in judged))
