@@ -74,6 +74,10 @@ def _aa_figures(reps: list[Repetition], settings: FioSettings, started: float
                          simulations=200)
         powers[key] = round(power.detected, 2)
     figures["power_20pct_at_measured_cv"] = powers
+    figures["samples"] = [  # every repetition's raw samples: the figures can be judged again
+        {f"{j.job}:{j.metric}": [list(j.delta.baseline.values),  # type: ignore[union-attr]
+                                 list(j.delta.candidate.values)]  # type: ignore[union-attr]
+         for j in rep.judged} for rep in reps]
     return figures
 
 
