@@ -47,10 +47,15 @@ PAIRS = {
     CC: ("ipsec-cc", "cc1", "candidate", "cc2", "candidate"),
     CB: ("ipsec-cb", "cbc", "candidate", "cbb", "baseline"),
 }
-SPEC = TopologySpec(
-    networks=tuple(NetworkSpec(net) for net, *_ in PAIRS.values()),
-    nodes=tuple(node for net, a, ia, b, ib in PAIRS.values()
-                for node in (NodeSpec(a, ia, (net,)), NodeSpec(b, ib, (net,)))))
+
+
+def topology_spec(settings: IpsecSettings) -> TopologySpec:
+    """One isolated network per pair (with IPv4 too when the policy's families ask for it)."""
+    ipv4 = "ipv4" in settings.families
+    return TopologySpec(
+        networks=tuple(NetworkSpec(net, ipv4=ipv4) for net, *_ in PAIRS.values()),
+        nodes=tuple(node for net, a, ia, b, ib in PAIRS.values()
+                    for node in (NodeSpec(a, ia, (net,)), NodeSpec(b, ib, (net,)))))
 
 
 @dataclass
@@ -69,7 +74,7 @@ def ipsec_run(lab_run: LabRun, candidate_image: ImageArtifact, baseline_image: I
     started = time.monotonic()
     workdir = run_dir / "ipsec"
     workdir.mkdir(parents=True, exist_ok=True)
-    net: Topology = realise(lab_run, SPEC, {"candidate": candidate_image,
+    net: Topology = realise(lab_run, topology_spec(suite_config), {"candidate": candidate_image,
                                             "baseline": baseline_image})
     try:
         plans = [PairPlan(pair, network, net.node(a), net.node(b))

@@ -104,3 +104,15 @@ def test_bad_connections() -> None:
         swanctl_conf([Connection("c", A, B, "psk", "aes256", "aes256", secret='a"b')])
     with pytest.raises(InputError, match="unknown IPsec implementation"):
         files_for("openswan", [psk()])
+
+
+def test_one_connection_per_family_when_the_policy_asks_for_ipv4() -> None:
+    a4, b4 = ipaddress.IPv4Address("10.1.1.2"), ipaddress.IPv4Address("10.1.1.3")
+    v4 = Connection("dg-ipv4", a4, b4, "psk", "aes256-sha256-x25519", "aes256gcm16",
+                    secret="s3cret")
+    text = swanctl_conf([psk(), v4])
+    assert "  dg-ipv6 {" in text and "  dg-ipv4 {" in text
+    assert "local_addrs = 10.1.1.2" in text and "id-remote = 10.1.1.3" in text
+    libreswan = libreswan_conf([psk(), v4])
+    assert "conn dg-ipv4" in libreswan and "left=10.1.1.2" in libreswan
+    assert "10.1.1.2 10.1.1.3 : PSK" in libreswan_secrets([psk(), v4])
