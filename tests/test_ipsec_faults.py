@@ -94,6 +94,15 @@ def test_libreswan_against_strongswan_across_images(cli: Cli, tmp_path: Path) ->
 @pytest.mark.vm
 @pytest.mark.slow
 def test_a_harmless_change_is_promoted(cli: Cli, tmp_path: Path) -> None:
-    result, verdict = _gate(cli, tmp_path, str(FAULTS / "ipsec-harmless.yaml"))
+    """The control, run with the policy's other configuration: X.509 (the suite's own CA) and
+    IPv4 beside IPv6; every step passes on every pair, so the verdict is promote."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("suites:\n  ipsec: {auth: x509, families: [ipv6, ipv4]}\n")
+    result, verdict = _gate(cli, tmp_path, str(FAULTS / "ipsec-harmless.yaml"),
+                            "--policy", str(policy))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert verdict["decision"] == "promote", verdict["reasons"]
+    pairs = json.loads(((tmp_path / "reports" / "latest").resolve() / "ipsec" / "pairs.json")
+                       .read_text())
+    for pair, done in pairs.items():
+        assert "ping over IPv4" in done["observations"]["ping6"]["detail"], (pair, done)
