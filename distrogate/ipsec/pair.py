@@ -212,7 +212,7 @@ class PairRun:
             counts = self._sa_pair()
         took = time.monotonic() - started
         ok = min(counts) >= 1
-        detail = ("SA up on both sides" if ok else
+        detail = (f"SA up on both sides ({self.a.negotiated(self.conn)})" if ok else
                   f"no SA within {bound:g}s (kernel SAs: {counts[0]} on {self.a.name}, "
                   f"{counts[1]} on {self.b.name}); initiate said: {ran.output[-300:]}")
         self._record("sa_up", ok, detail, took if ok else None)
