@@ -76,6 +76,10 @@ def test_libreswan_conf_and_secrets() -> None:
     assert "conn dg-ipv6" in text and "type=transport" in text and "authby=secret" in text
     assert "left=fd00:1::2" in text and "right=fd00:1::3" in text
     assert "ike=aes256-sha2_256;dh31" in text and "esp=aes_gcm256" in text
+    assert "pfs=no" in text  # aes256gcm16 names no DH group: no PFS, as strongSwan reads it
+    with_pfs = Connection("dg-ipv6", A, B, "psk", "aes256-sha256-x25519",
+                          "aes256gcm16-x25519", secret="s3cret")
+    assert "pfs=yes" in libreswan_conf([with_pfs])
     assert libreswan_secrets([psk()]) == 'fd00:1::2 fd00:1::3 : PSK "s3cret"\n'
     assert set(files_for("libreswan", [psk()])) == {LIBRESWAN_CONF, LIBRESWAN_SECRETS,
                                                     NDP_UNIT_PATH}
