@@ -130,6 +130,10 @@ def libreswan_proposal(proposal: str) -> str:
     return "-".join(algs) + (";" + "-".join(groups) if groups else "")
 
 
+def _has_group(proposal: str) -> bool:
+    return any(token in _LIBRESWAN_GROUPS for token in proposal.split("-"))
+
+
 def libreswan_conf(conns: list[Connection]) -> str:
     """``/etc/ipsec.d/distrogate.conf`` for ``conns`` (PSK only)."""
     lines = ["# written by distrogate's IPsec suite, as a management agent would"]
@@ -146,6 +150,10 @@ def libreswan_conf(conns: list[Connection]) -> str:
             f"    right={c.remote}",
             f"    ike={libreswan_proposal(c.ike_proposal)}",
             f"    esp={libreswan_proposal(c.esp_proposal)}",
+            # strongSwan's ESP proposal asks for PFS exactly when it names a DH group;
+            # libreswan's default is pfs=yes, which a strongSwan peer refuses at the first
+            # CHILD_SA rekey (seen: libreswan 4.10 ↔ strongSwan 5.9.8, no new SPI)
+            f"    pfs={'yes' if _has_group(c.esp_proposal) else 'no'}",
             "    dpddelay=10",
             "    auto=ondemand",
             *([f"    salifetime={c.rekey_seconds * 2}s", f"    rekeymargin={c.rekey_seconds}s",

@@ -155,6 +155,19 @@ class IkeNode:
         back = sum(1 for s in states if s.src == remote and s.dst == local)
         return min(out, back)
 
+    def negotiated(self, conn: str) -> str:
+        """What was negotiated for ``conn``: the IKE and ESP proposals strongSwan lists, or
+        (any implementation) the algorithms of the kernel's ESP SAs."""
+        if self.impl is not None and self.impl.kind == STRONGSWAN:
+            sas = [sa for sa in parse.list_sas(self.run("swanctl --list-sas", timeout=30).output)
+                   if sa.name == conn and sa.state == "ESTABLISHED"]
+            child = parse.established(sas, conn)
+            if sas and child is not None:
+                return f"IKE {sas[-1].proposal or '?'}, ESP {child.proposal}"
+        algorithms = sorted({" ".join(s.algorithms) for s in self.xfrm_states()
+                             if s.proto == "esp" and s.live})
+        return "ESP " + ("; ".join(algorithms) or "?")
+
     def evidence(self) -> dict[str, str]:
         """What a finding shows of this side: the IKE daemon's log lines since :meth:`mark`,
         ``ip xfrm state`` (keys left out) and ``ip xfrm policy``, and the SAs the daemon lists."""

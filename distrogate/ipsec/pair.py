@@ -34,13 +34,11 @@ from distrogate.lab import pcap
 
 log = logging.getLogger(__name__)
 
-STEPS = ("kernel_sa", "config_loads", "sa_up", "ping6", "esp_on_wire", "xfrm_counters",
-         "large_packets", "daemon_restart", "rekey", "peer_reboot")
 TITLES = {
     "kernel_sa": "a kernel-only SA pair (ip xfrm, static keys) carries ping6",
     "config_loads": "the promoted image's IPsec configuration loads",
     "sa_up": "the IKE and CHILD SAs come up within the bound",
-    "ping6": "ping6 passes through the SA",
+    "ping6": "ping6 passes through the SA (and ping over IPv4 when the policy asks for it)",
     "esp_on_wire": "ESP on the wire (host-side capture), payload marker never in cleartext",
     "xfrm_counters": "the kernel SA counters grow with the traffic",
     "large_packets": "large packets pass (sizes around the path MTU with ESP overhead)",
@@ -69,7 +67,8 @@ class PairResult:
 
 
 class PairRun:
-    """Runs :data:`STEPS` on nodes ``a`` and ``b`` of one isolated network."""
+    """Runs the policy's steps (of :data:`~distrogate.ipsec.settings.STEPS`) on nodes ``a``
+    and ``b`` of one isolated network."""
 
     def __init__(self, pair: str, a: IkeNode, b: IkeNode, network: str,
                  settings: IpsecSettings, workdir: Path, capture: CaptureFactory) -> None:
@@ -83,6 +82,10 @@ class PairRun:
         self.addr_a = a.machine.ip(network)
         self.addr_b = b.machine.ip(network)
         self.conn = "dg-ipv6"
+        #: family → (connection, address of a, address of b); IPv6 always, IPv4 when asked
+        self.families = {6: (self.conn, self.addr_a, self.addr_b)}
+        if "ipv4" in settings.families:
+            self.families[4] = ("dg-ipv4", a.machine.ip(network, 4), b.machine.ip(network, 4))
         self.marker = b"DG-IPSEC-MARKER-" + secrets.token_hex(8).encode()
 
     # -- bookkeeping ---------------------------------------------------------------------
@@ -109,31 +112,34 @@ class PairRun:
         cert_a = cert_b = None
         if s.auth == "x509":
             ca_dir = self.workdir / "pki"
-            cert_a = issue(ca_dir, f"{self.pair}-a", [self.addr_a])
-            cert_b = issue(ca_dir, f"{self.pair}-b", [self.addr_b])
+            cert_a = issue(ca_dir, f"{self.pair}-a", [a for _, a, _ in self.families.values()])
+            cert_b = issue(ca_dir, f"{self.pair}-b", [b for _, _, b in self.families.values()])
 
-        def conn(local: ipaddress.IPv4Address | ipaddress.IPv6Address,
+        def conn(name: str, local: ipaddress.IPv4Address | ipaddress.IPv6Address,
                  remote: ipaddress.IPv4Address | ipaddress.IPv6Address,
                  cert: NodeCert | None) -> Connection:
-            return Connection(self.conn, local, remote, s.auth, s.ike_proposal, s.esp_proposal,
+            return Connection(name, local, remote, s.auth, s.ike_proposal, s.esp_proposal,
                               secret=PSK if s.auth == "psk" else "",
                               cert=cert.cert.name if cert else "",
                               ca=cert.ca.name if cert else "", rekey_seconds=rekey)
 
-        return ([conn(self.addr_a, self.addr_b, cert_a)], [conn(self.addr_b, self.addr_a, cert_b)],
+        return ([conn(name, a, b, cert_a) for name, a, b in self.families.values()],
+                [conn(name, b, a, cert_b) for name, a, b in self.families.values()],
                 cert_a, cert_b)
 
     def _ping(self, node: IkeNode, peer: Any, *, size: int = 56, count: int = 3,
               pattern: str = "") -> tuple[bool, str]:
         extra = f" -p {pattern}" if pattern else ""
-        ran = node.run(f"ping -6 -n -c {count} -i 0.3 -W 2 -s {size}{extra} {peer}",
+        ran = node.run(f"ping -{peer.version} -n -c {count} -i 0.3 -W 2 -s {size}{extra} {peer}",
                        timeout=30)
         last = ran.output.strip().splitlines()[-2:] if ran.output.strip() else ["no output"]
         return ran.ok, " / ".join(last)
 
     def _sa_pair(self) -> tuple[int, int]:
-        return (self.a.sa_count(str(self.addr_a), str(self.addr_b)),
-                self.b.sa_count(str(self.addr_b), str(self.addr_a)))
+        """ESP SA pairs on a and on b, the fewest over the families."""
+        counts = [(self.a.sa_count(str(a), str(b)), self.b.sa_count(str(b), str(a)))
+                  for _, a, b in self.families.values()]
+        return min(c[0] for c in counts), min(c[1] for c in counts)
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -142,18 +148,22 @@ class PairRun:
         for side, node in (("a", self.a), ("b", self.b)):
             self.result.implementations[side] = (f"{node.name}: "
                                                  + (node.impl.describe() if node.impl else "none"))
-        self._kernel_sa()
+        wanted = set(self.settings.steps)
+        if "kernel_sa" in wanted:
+            self._kernel_sa()
         if not self._config_loads():
-            self._skip(STEPS, "the configuration did not load (config_loads)")
+            self._skip(self.settings.steps, "the configuration did not load (config_loads)")
             return self.result
         if not self._sa_up():
-            self._skip(STEPS, "no SA came up (sa_up)")
+            self._skip(self.settings.steps, "no SA came up (sa_up)")
             return self.result
-        self._traffic()
-        self._large_packets()
-        self._daemon_restart()
-        self._rekey()
-        self._peer_reboot()
+        if wanted & {"ping6", "esp_on_wire", "xfrm_counters"}:
+            self._traffic()
+        later = {"large_packets": self._large_packets, "daemon_restart": self._daemon_restart,
+                 "rekey": self._rekey, "peer_reboot": self._peer_reboot}
+        for step, run in later.items():
+            if step in wanted:
+                run()
         return self.result
 
     def _kernel_sa(self) -> None:
@@ -197,13 +207,15 @@ class PairRun:
         bound = self.settings.sa_up_seconds
         started = time.monotonic()
         ran = self.a.initiate(self.conn, bound)
+        for name, *_ in list(self.families.values())[1:]:
+            self.a.initiate(name, bound)
         counts = self._sa_pair()
         while min(counts) < 1 and time.monotonic() - started < bound:
             time.sleep(0.5)
             counts = self._sa_pair()
         took = time.monotonic() - started
         ok = min(counts) >= 1
-        detail = ("SA up on both sides" if ok else
+        detail = (f"SA up on both sides ({self.a.negotiated(self.conn)})" if ok else
                   f"no SA within {bound:g}s (kernel SAs: {counts[0]} on {self.a.name}, "
                   f"{counts[1]} on {self.b.name}); initiate said: {ran.output[-300:]}")
         self._record("sa_up", ok, detail, took if ok else None)
@@ -222,7 +234,11 @@ class PairRun:
             self.a.run(udp, timeout=30)
             time.sleep(0.5)
         self.result.artifacts["pcap"] = capture_file
-        self._record("ping6", ok, f"ping6 {self.a.name} → {self.b.name}: {said}")
+        said = f"ping6 {self.a.name} → {self.b.name}: {said}"
+        if 4 in self.families:
+            ok4, said4 = self._ping(self.a, self.families[4][2])
+            ok, said = ok and ok4, f"{said}; ping over IPv4: {said4}"
+        self._record("ping6", ok, said)
         # the ping pattern is the marker's first 16 bytes: that is what must never show
         wire = summarize(pcap.packets(capture_file), self.addr_a, self.addr_b, self.marker[:16])
         self._record("esp_on_wire", wire.ok,

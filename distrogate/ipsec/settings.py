@@ -18,6 +18,11 @@ Keys (all optional):
     Bound on establishing an SA (default 60); judged against the baseline pair's time.
 ``rekey_seconds``
     The short CHILD_SA lifetime of the rekey check (default 20; at least 10).
+``steps``
+    The steps to run and judge (default: all of :data:`STEPS`, in that order);
+    ``config_loads`` and ``sa_up`` always run, every later step needs them. A quick run leaves
+    out the slow ones (``peer_reboot`` is a cold boot under TCG, ``rekey`` waits out a
+    lifetime).
 ``packet_sizes``
     ICMPv6 payload sizes of the large-packet check (default ``[1300, 1400, 1410, 1420, 1432]``:
     around the 1500-byte path MTU with ESP overhead).
@@ -35,7 +40,11 @@ IMPLEMENTATIONS = ("auto", "strongswan", "libreswan")
 AUTH_METHODS = ("psk", "x509")
 FAMILIES = ("ipv6", "ipv4")
 KEYS = ("implementation", "auth", "families", "ike_proposal", "esp_proposal", "sa_up_seconds",
-        "rekey_seconds", "packet_sizes")
+        "rekey_seconds", "packet_sizes", "steps")
+#: Every step a pair runs, in order (:mod:`distrogate.ipsec.pair`)
+STEPS = ("kernel_sa", "config_loads", "sa_up", "ping6", "esp_on_wire", "xfrm_counters",
+         "large_packets", "daemon_restart", "rekey", "peer_reboot")
+ALWAYS = ("config_loads", "sa_up")
 _PROPOSAL_CHARS = set("abcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -51,6 +60,7 @@ class IpsecSettings:
     sa_up_seconds: float = 60.0
     rekey_seconds: int = 20
     packet_sizes: tuple[int, ...] = (1300, 1400, 1410, 1420, 1432)
+    steps: tuple[str, ...] = STEPS
 
 
 def _choice(raw: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str,
@@ -103,7 +113,16 @@ def parse(raw: Mapping[str, Any], options: Mapping[str, Any], where: str) -> Ips
                        for s in sizes)):
         raise InputError(f"{where}.packet_sizes: expected a list of payload sizes from 8 to "
                          f"65000 bytes, got {sizes!r}")
+    steps = raw.get("steps", list(STEPS))
+    if not isinstance(steps, list | tuple) or not all(isinstance(s, str) for s in steps):
+        raise InputError(f"{where}.steps: expected a list of steps such as [kernel_sa, sa_up], "
+                         f"got {steps!r}")
+    for step in steps:
+        if step not in STEPS:
+            raise InputError(f"{where}.steps: unknown step {step!r} "
+                             f"(known: {', '.join(STEPS)})")
     return IpsecSettings(
+        steps=tuple(s for s in STEPS if s in steps or s in ALWAYS),
         implementation=_choice(raw, "implementation", IMPLEMENTATIONS, "auto", where),
         auth=_choice(raw, "auth", AUTH_METHODS, "psk", where),
         families=tuple(f for f in FAMILIES if f in families),

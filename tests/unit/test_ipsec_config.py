@@ -76,6 +76,10 @@ def test_libreswan_conf_and_secrets() -> None:
     assert "conn dg-ipv6" in text and "type=transport" in text and "authby=secret" in text
     assert "left=fd00:1::2" in text and "right=fd00:1::3" in text
     assert "ike=aes256-sha2_256;dh31" in text and "esp=aes_gcm256" in text
+    assert "pfs=no" in text  # aes256gcm16 names no DH group: no PFS, as strongSwan reads it
+    with_pfs = Connection("dg-ipv6", A, B, "psk", "aes256-sha256-x25519",
+                          "aes256gcm16-x25519", secret="s3cret")
+    assert "pfs=yes" in libreswan_conf([with_pfs])
     assert libreswan_secrets([psk()]) == 'fd00:1::2 fd00:1::3 : PSK "s3cret"\n'
     assert set(files_for("libreswan", [psk()])) == {LIBRESWAN_CONF, LIBRESWAN_SECRETS,
                                                     NDP_UNIT_PATH}
@@ -104,3 +108,15 @@ def test_bad_connections() -> None:
         swanctl_conf([Connection("c", A, B, "psk", "aes256", "aes256", secret='a"b')])
     with pytest.raises(InputError, match="unknown IPsec implementation"):
         files_for("openswan", [psk()])
+
+
+def test_one_connection_per_family_when_the_policy_asks_for_ipv4() -> None:
+    a4, b4 = ipaddress.IPv4Address("10.1.1.2"), ipaddress.IPv4Address("10.1.1.3")
+    v4 = Connection("dg-ipv4", a4, b4, "psk", "aes256-sha256-x25519", "aes256gcm16",
+                    secret="s3cret")
+    text = swanctl_conf([psk(), v4])
+    assert "  dg-ipv6 {" in text and "  dg-ipv4 {" in text
+    assert "local_addrs = 10.1.1.2" in text and "id-remote = 10.1.1.3" in text
+    libreswan = libreswan_conf([psk(), v4])
+    assert "conn dg-ipv4" in libreswan and "left=10.1.1.2" in libreswan
+    assert "10.1.1.2 10.1.1.3 : PSK" in libreswan_secrets([psk(), v4])

@@ -60,3 +60,13 @@ def test_the_registry_validates_the_section_when_the_policy_loads() -> None:
     typed = validate_settings(policy, ["ipsec"])["ipsec"]
     assert isinstance(typed, IpsecSettings) and typed.auth == "x509"
     assert plain(typed)["families"] == ["ipv6"]
+
+
+def test_steps_keep_their_order_and_the_preconditions() -> None:
+    settings = parse({"steps": ["ping6", "kernel_sa"]}, {}, "suites.ipsec")
+    assert settings.steps == ("kernel_sa", "config_loads", "sa_up", "ping6")
+    assert parse({}, {}, "suites.ipsec").steps[-1] == "peer_reboot"
+    with pytest.raises(InputError, match=r"suites.ipsec.steps: unknown step 'reboot'"):
+        parse({"steps": ["reboot"]}, {}, "suites.ipsec")
+    with pytest.raises(InputError, match=r"suites.ipsec.steps: expected a list"):
+        parse({"steps": "ping6"}, {}, "suites.ipsec")
