@@ -47,7 +47,9 @@ from distrogate.lab.run import LabRun, boot_judged
 from fixtures.recording import Recorder
 from fixtures.suites import suite_settings
 
-pytestmark = [pytest.mark.vm, pytest.mark.slow]
+# nightly: `make test` leaves it out (runs of one image differ by 16-21 % under TCG here, so on
+# the default pair most metrics are "too noisy", an error); the planted-fault gate tests run it
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.nightly]
 log = logging.getLogger(__name__)
 
 
