@@ -111,6 +111,12 @@ def _ipsec_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str)
     return parse(raw, options, where)
 
 
+def _dnf_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str) -> object:
+    from distrogate.dnf.settings import parse
+
+    return parse(raw, options, where)
+
+
 REGISTRY: tuple[Suite, ...] = (
     Suite(name="smoke", test_file="test_smoke.py"),
     Suite(name="collation", test_file="test_collation.py", package="distrogate.collation",
@@ -124,6 +130,8 @@ REGISTRY: tuple[Suite, ...] = (
           aliases=("machinectl",), settings=_nspawn_settings),
     Suite(name="ipsec", test_file="test_ipsec.py", package="distrogate.ipsec",
           settings=_ipsec_settings),
+    Suite(name="dnf", test_file="test_dnf.py", package="distrogate.dnf",
+          settings=_dnf_settings),
 )
 
 #: Every name and alias → its suite.
