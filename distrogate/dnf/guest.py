@@ -241,6 +241,18 @@ class GuestDnf:
                     install.append(run.seconds)
         return makecache, install
 
+    def fetch(self, path: str) -> tuple[int, float]:
+        """Download ``path`` of the first mirror in the guest with Python's urllib (no dnf):
+        (bytes, seconds timed in the guest). The bench's throughput figure."""
+        url = f"http://{mirror_host(MIRRORS[0])}:{self.mirror.port}/{MIRRORS[0]}/{path}"
+        code = ("import sys,time,urllib.request\nt=time.monotonic()\n"
+                "n=len(urllib.request.urlopen(sys.argv[1],timeout=60).read())\n"
+                "print(n,time.monotonic()-t)\n")
+        self.mirror.set_script(self.client, Script(f"{self.role}:fetch"))
+        out = self.machine.succeed(["python3", "-c", code, url], timeout=120)
+        size, seconds = out.split()
+        return int(size), float(seconds)
+
     def history(self) -> tuple[bool, str]:
         """``dnf history list``: whether every transaction completed, and the listing."""
         done = self.machine.execute("dnf history list 2>&1", timeout=self.settings.

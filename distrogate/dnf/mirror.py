@@ -7,7 +7,8 @@ of one tree, each with a host name of its own in the guests' ``/etc/hosts``) and
 mirrorlist at ``/mirrorlist``. Each client (a guest's address) follows the
 :class:`~distrogate.dnf.faults.Script` set for it over the control socket
 ``<workdir>/control.sock`` (one JSON object per line: ``{"op": "set", "client": ADDR,
-"script": {...}}``, ``{"op": "ping"}``); a client without a script is served cleanly.
+"script": {...}}``, ``{"op": "ping", "client": ADDR}``: the port and how many of that client's requests are
+being served); a client without a script is served cleanly.
 
 Every request is one JSON line in ``<workdir>/requests.jsonl``: time, client, mirror, path,
 range, status, the fault applied (its action and the script's label) and the bytes sent, and
@@ -22,6 +23,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import socket
 import socketserver
@@ -53,6 +55,7 @@ class State:
         self.scripts: dict[str, Script] = {}
         self.lock = threading.Lock()
         self.port = 0
+        self.inflight: dict[str, int] = {}
         self._log = log_path.open("a", encoding="utf-8")
 
     def decide(self, client: str, mirror: str, path: str) -> tuple[Rule | None, str]:
@@ -102,6 +105,8 @@ class Handler(BaseHTTPRequestHandler):
                                  "method": self.command, "path": path, "mirror": "",
                                  "fault": "", "label": "", "range": self.headers.get("Range", ""),
                                  "sent": 0, "aborted": False}
+        with self.state.lock:
+            self.state.inflight[client] = self.state.inflight.get(client, 0) + 1
         try:
             if path == "/mirrorlist":
                 hosts, entry["label"] = self.state.hosts(client)
@@ -135,6 +140,8 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
         finally:
             self.state.record(entry)
+            with self.state.lock:
+                self.state.inflight[client] -= 1
 
     def _plain(self, status: int, body: bytes, head: bool, entry: dict[str, Any]) -> None:
         entry["status"] = status
@@ -178,6 +185,10 @@ class Handler(BaseHTTPRequestHandler):
                 return
             self.wfile.flush()
             time.sleep(rule.seconds if rule is not None else 0)
+            if _peer_gone(self.connection):
+                entry["aborted"] = True
+                self.close_connection = True
+                return
             self._write(part[half:], entry)
             return
         if action == "slow" and rule is not None:
@@ -200,6 +211,17 @@ class Handler(BaseHTTPRequestHandler):
             self._write(data[offset:offset + chunk], entry)
             self.wfile.flush()
             time.sleep(0.1)
+
+
+def _peer_gone(connection: socket.socket) -> bool:
+    """Whether the client closed its side (readable, and nothing to read)."""
+    readable, _, _ = select.select([connection], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def _range_start(header: str, size: int) -> int:
@@ -234,7 +256,12 @@ class ControlHandler(socketserver.StreamRequestHandler):
                         self.server.state.scripts[str(request["client"])] = script
                     answer: dict[str, Any] = {"ok": True}
                 elif op == "ping":
-                    answer = {"ok": True, "port": self.server.state.port}
+                    with self.server.state.lock:
+                        busy = self.server.state.inflight
+                        inflight = (busy.get(str(request["client"]), 0)
+                                    if request.get("client") else sum(busy.values()))
+                    answer = {"ok": True, "port": self.server.state.port,
+                              "inflight": inflight}
                 else:
                     answer = {"ok": False, "error": f"unknown op {op!r}"}
             except (ValueError, KeyError, TypeError) as exc:

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 
 START_TIMEOUT = 20.0
 CONTROL_TIMEOUT = 10.0
+SETTLE_TIMEOUT = 8.0
 
 
 class Mirror:
@@ -112,10 +113,20 @@ class Mirror:
         """From now on, requests from ``client`` follow ``script`` (its counts from zero)."""
         self._call({"op": "set", "client": client, "script": script.to_json()})
 
+    def settle(self, client: str | None = None, timeout: float = SETTLE_TIMEOUT) -> None:
+        """Wait (at most ``timeout`` seconds) until no request (of ``client``) is being
+        served, so that the log holds every request made so far (a stalled one a client gave
+        up on ends when the mirror notices)."""
+        deadline = time.monotonic() + timeout
+        ask = {"op": "ping", "client": client or ""}
+        while self._call(ask).get("inflight", 0) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
     def requests(self, client: str | None = None, label: str | None = None,
                  since: float = 0.0) -> list[dict[str, Any]]:
         """The logged requests (of ``client``, under the script ``label``, from time
-        ``since``), in order."""
+        ``since``), in order, once the mirror has settled (:meth:`settle`)."""
+        self.settle(client)
         if not self.log_path.exists():
             return []
         found = []
