@@ -13,7 +13,8 @@ being served); a client without a script is served cleanly.
 Every request is one JSON line in ``<workdir>/requests.jsonl``: time, client, mirror, path,
 range, status, the fault applied (its action and the script's label) and the bytes sent, and
 whether the client went away first. ``<workdir>/ready.json`` holds the port once it listens.
-SIGTERM stops it; the socket is closed when the process ends.
+SIGTERM stops it, and so does the end of the process ``--owner-pid`` (the harness: a harness
+killed outright leaves no mirror behind); the socket is closed when the process ends.
 """
 
 from __future__ import annotations
@@ -277,8 +278,19 @@ class MirrorServer(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def serve(root: Path, bind: str, port: int, workdir: Path) -> None:
-    """Serve until SIGTERM (see the module)."""
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def serve(root: Path, bind: str, port: int, workdir: Path, owner: int = 0) -> None:
+    """Serve until SIGTERM, or until the process ``owner`` (when given) is gone: a mirror
+    whose harness was killed outright ends by itself (see the module)."""
     state = State(root, workdir / "requests.jsonl")
     Handler.state = state
     MirrorServer.address_family = socket.AF_INET6 if ":" in bind else socket.AF_INET
@@ -306,7 +318,9 @@ def serve(root: Path, bind: str, port: int, workdir: Path) -> None:
     os.replace(tmp, ready)
     try:
         while not stop.wait(0.5):
-            pass
+            if owner and not _alive(owner):
+                log.info("owner %d is gone: stopping", owner)
+                break
     finally:
         for s in (server, control):
             s.shutdown()
@@ -322,9 +336,11 @@ def main() -> None:
     parser.add_argument("--bind", required=True)
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--workdir", type=Path, required=True)
+    parser.add_argument("--owner-pid", type=int, default=0,
+                        help="stop when this process is gone")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    serve(args.root, args.bind, args.port, args.workdir)
+    serve(args.root, args.bind, args.port, args.workdir, args.owner_pid)
 
 
 if __name__ == "__main__":

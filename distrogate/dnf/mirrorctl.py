@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import subprocess
 import sys
@@ -69,7 +70,7 @@ class Mirror:
         ready.unlink(missing_ok=True)
         argv = self._wrap([sys.executable, "-m", "distrogate.dnf.mirror", "--root",
                            str(self.root), "--bind", self.address, "--workdir",
-                           str(self.workdir)])
+                           str(self.workdir), "--owner-pid", str(os.getpid())])
         self._process = proc.spawn(argv, log_file=self.workdir / "mirror.log",
                                    env={"PYTHONPATH": str(paths.repo_root())})
         deadline = time.monotonic() + START_TIMEOUT

@@ -136,3 +136,29 @@ def test_a_bad_script_is_refused(mirror: Mirror) -> None:
     with pytest.raises(InfraError, match="unknown fault action"):
         mirror._call({"op": "set", "client": "x", "script": {"rules": [
             {"action": "explode", "pattern": "*"}]}})
+
+
+def test_a_mirror_whose_owner_is_gone_stops_by_itself(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    from distrogate import paths, proc
+
+    owner = subprocess.Popen(["sleep", "30"])
+    (tmp_path / "r").mkdir()
+    server = proc.spawn([sys.executable, "-m", "distrogate.dnf.mirror", "--root",
+                         str(tmp_path / "r"), "--bind", "127.0.0.1", "--workdir",
+                         str(tmp_path), "--owner-pid", str(owner.pid)],
+                        log_file=tmp_path / "log", env={"PYTHONPATH": str(paths.repo_root())})
+    try:
+        deadline = time.monotonic() + 20
+        while not (tmp_path / "ready.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert (tmp_path / "ready.json").exists()
+        owner.kill()
+        owner.wait()
+        assert server.wait(timeout=10) == 0
+    finally:
+        proc.stop_spawned(server, "test mirror")
+        owner.kill()
+        owner.wait()
