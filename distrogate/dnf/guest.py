@@ -5,9 +5,11 @@ into rpm's database, a repo file pointing at the mirror's mirrorlist with ``gpgc
 ``skip_if_unavailable=False`` (a node must not start on a silently skipped repository), the
 mirrors' host names in ``/etc/hosts``, and the reference wrapper when the policy names it.
 Each cell starts from the same state (the suite's packages removed with rpm, dnf's cache
-emptied), runs ``dnf makecache`` and then ``dnf install`` of the package set under the
-client's fault script, and checks that nothing is half-applied: either the whole closure of
-the set is installed and ``rpm -V`` finds nothing, or none of it is.
+emptied) and runs one dnf command under the client's fault script: ``dnf makecache`` for a
+fault on ``repomd.xml`` or the metadata, ``dnf install`` of the package set (which fetches
+the metadata first) for a fault on the packages or the mirrorlist; after an install it checks
+that nothing is half-applied: either the whole closure of the set is installed and ``rpm -V``
+finds nothing, or none of it is.
 """
 
 from __future__ import annotations
@@ -183,11 +185,12 @@ class GuestDnf:
                                 f"{seconds:.1f}s)\n")
         return Run(step, done.exit_code, classify(done.exit_code, output), seconds, output)
 
-    def reset(self) -> None:
-        """The suite's packages removed (with rpm: no transaction of dnf's own), dnf's cache
-        emptied."""
-        self.machine.succeed("rpm -qa --qf '%{NAME}\\n' 'dg-*' | xargs -r rpm -e --nodeps; "
-                             "rm -rf /var/cache/dnf/*", timeout=120)
+    def reset(self, *, packages: bool = True) -> None:
+        """dnf's cache emptied and (with ``packages``) the suite's packages removed (with
+        rpm: no transaction of dnf's own)."""
+        remove = ("rpm -qa --qf '%{NAME}\\n' 'dg-*' | xargs -r rpm -e --nodeps; "
+                  if packages else "")
+        self.machine.succeed(remove + "rm -rf /var/cache/dnf/*", timeout=120)
 
     def check_applied(self, installed_ok: bool) -> tuple[bool, str]:
         """Whether nothing is half-applied (see the module), and what was found."""
@@ -206,19 +209,20 @@ class GuestDnf:
         return False, (f"half-applied: installed {', '.join(have) or 'nothing'}, the set "
                        f"needs {', '.join(want)}")
 
-    def cell(self, script: Script, mode: str) -> CellResult:
-        """One cell in ``mode`` (``raw``: plain dnf; ``wrapper``): makecache, then install."""
-        self.reset()
+    def cell(self, script: Script, mode: str, step: str) -> CellResult:
+        """One cell in ``mode`` (``raw``: plain dnf; ``wrapper``): ``dnf makecache`` for a
+        fault on the metadata (``step`` ``makecache``), ``dnf install`` of the package set
+        from an empty cache for a fault on the packages or the mirrorlist (``install``: it
+        fetches the metadata first); then the half-applied check."""
+        self.reset(packages=step == "install")
         labelled = Script(f"{self.role}:{script.label}:{mode}", script.rules, script.hosts)
         self.mirror.set_script(self.client, labelled)
         result = CellResult()
-        wrapped = mode == "wrapper"
-        run = self.dnf("makecache", ["makecache"], wrapped=wrapped)
+        args = ["makecache"] if step == "makecache" else ["install", *self.settings.packages]
+        run = self.dnf(step, args, wrapped=mode == "wrapper")
         result.runs.append(run)
-        if run.ok:
-            run = self.dnf("install", ["install", *self.settings.packages], wrapped=wrapped)
-            result.runs.append(run)
-        result.consistent, result.consistency = self.check_applied(run.ok)
+        if step == "install":
+            result.consistent, result.consistency = self.check_applied(run.ok)
         entries = self.mirror.requests(self.client, labelled.label)
         result.requests = requests_per_path(entries)
         result.faults = sum(1 for e in entries if e.get("fault"))
@@ -231,7 +235,7 @@ class GuestDnf:
         makecache: list[float] = []
         install: list[float] = []
         for index in range(self.settings.speed_runs):
-            self.reset()
+            self.reset(packages=True)
             self.mirror.set_script(self.client, Script(f"{self.role}:speed:{index}"))
             run = self.dnf("makecache", ["makecache"], wrapped=False)
             if run.ok:

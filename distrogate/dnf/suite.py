@@ -43,6 +43,9 @@ SPEC = TopologySpec(networks=(NetworkSpec(NETWORK, ipv4=True),),
                     nodes=(NodeSpec("dnfbase", "baseline", (NETWORK,)),
                            NodeSpec("dnfcand", "candidate", (NETWORK,))))
 NODES = {"baseline": "dnfbase", "candidate": "dnfcand"}
+#: the dnf command a target's faults hit: metadata faults makecache, the rest an install
+STEPS = {"repomd": "makecache", "metadata": "makecache", "packages": "install",
+         "mirrorlist": "install"}
 
 
 @dataclass
@@ -80,14 +83,15 @@ def _run_cells(guest: GuestDnf, settings: DnfSettings) -> dict[str, dict[str, di
     found: dict[str, dict[str, dict[str, Any]]] = {}
     for fault_class, target in cells(settings.classes, settings.targets):
         script = scenario(fault_class, target, settings.faults)
-        raw = guest.cell(script, "raw")
+        step = STEPS.get(target, "install")
+        raw = guest.cell(script, "raw", step)
         observed = {"raw": raw.observation()}
         if raw.ok and settings.wrapper_runs == "on_raw_failure":
             implied = dict(observed["raw"])
             implied["skipped"] = "plain dnf survived: the wrapper's first attempt is that run"
             observed["wrapper"] = implied
         else:
-            observed["wrapper"] = guest.cell(script, "wrapper").observation()
+            observed["wrapper"] = guest.cell(script, "wrapper", step).observation()
         found[check_id(fault_class, target)] = observed
     return found
 
