@@ -7,8 +7,9 @@ transient fault worse than the promoted image's fails node starts fleet-wide.
 The suite builds signed RPMs and their metadata on the host (:mod:`distrogate.dnf.repo`),
 serves them from a fault-injecting HTTP mirror inside the lab's network namespace
 (:mod:`distrogate.dnf.mirror`), and on each image runs, for every fault class on every target
-(``repomd``, ``metadata``, ``packages``): ``dnf makecache`` and ``dnf install`` of a package
-set, plain and through the fleet's retry wrapper. Each cell records the outcome (or dnf's exit
+(``repomd``, ``metadata``, ``packages``): ``dnf makecache`` (faults on the metadata) or ``dnf
+install`` of a package set (faults on the packages), plain and through the fleet's retry
+wrapper. Each cell records the outcome (or dnf's exit
 status and the error class read from its output), the time, the requests per path from the
 mirror's log, and whether anything was left half-applied (``rpm -V``; ``dnf history``).
 
