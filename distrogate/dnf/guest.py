@@ -137,6 +137,8 @@ class GuestDnf:
         """The fleet's configuration (see the module); raises :class:`InputError` when the
         policy's wrapper command does not exist in the image."""
         m = self.machine
+        m.succeed(["mkdir", "-p", "/etc/pki/rpm-gpg", "/etc/yum.repos.d", "/usr/local/sbin"],
+                  timeout=30)
         m.write_file(KEY_PATH, repo.public_key.read_bytes())
         m.succeed(["rpm", "--import", KEY_PATH], timeout=60)
         names = " ".join(mirror_host(x) for x in MIRRORS)
