@@ -73,9 +73,13 @@ def test_matrix(dnf_run: DnfRun, suite_config: DnfSettings, record: Recorder) ->
     record.artifact("mirror request and fault log (JSON lines)", dnf_run.mirror_log, "json")
     for role in ("baseline", "candidate"):
         record.artifact(f"dnf transcripts ({role})", workdir / f"dnf-{role}.log", "text")
-        log.info("closing note: %s", closing_note(dnf_run.cells, role))
-        record.measure(f"dnf_versions_{role}", 0, "", note=", ".join(
-            f"{k} {v}" for k, v in sorted(dnf_run.versions.get(role, {}).items())))
+        note = closing_note(dnf_run.cells, role)
+        versions = ", ".join(f"{k} {v}" for k, v in sorted(dnf_run.versions.get(role, {})
+                                                            .items()))
+        log.info("%s (%s)", note, versions)
+        record.measure(f"dnf_cells_survived_raw_{role}",
+                       sum(1 for s in dnf_run.cells.values() if s[role]["raw"].get("ok")),
+                       "cells", note=f"{note} ({versions})")
     want = [check_id(c, t) for c, t in cells(suite_config.classes, suite_config.targets)]
     assert sorted(dnf_run.cells) == sorted(want), "cells missing"
 
