@@ -110,8 +110,8 @@ def test_fault_class(fault_class: str, dnf_run: DnfRun, suite_config: DnfSetting
 @pytest.mark.parametrize("step", SPEED_STEPS)
 def test_speed(step: str, dnf_run: DnfRun, suite_config: DnfSettings,
                record: Recorder) -> None:
-    """Plain dnf on a clean mirror (``makecache``; ``install`` of every suite package, 27
-    MiB): the candidate must not be much slower, by the statistical rule."""
+    """Plain dnf on a clean mirror (``makecache``; ``install`` of the package set): the
+    candidate must not be much slower, by the statistical rule."""
     for role in ("baseline", "candidate"):
         record.observe(f"speed:{step}", role,
                        Sample.of(dnf_run.speed[role][step], "s", note=f"dnf {step}, clean"))

@@ -15,6 +15,7 @@ finds nothing, or none of it is.
 from __future__ import annotations
 
 import logging
+import re
 import shlex
 import time
 from dataclasses import dataclass, field
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 REPO_FILE = "/etc/yum.repos.d/fleet.repo"
 KEY_PATH = "/etc/pki/rpm-gpg/RPM-GPG-KEY-distrogate"
 WRAPPER_PATH = f"/usr/local/sbin/{REFERENCE_WRAPPER}"
-SPEED_SET = ("dg-app",)
 HANG = "hang"
 
 
@@ -58,6 +58,24 @@ def repo_text(address: str, port: int) -> str:
     return ("[fleet]\nname=the fleet's mirror (distrogate)\n"
             f"mirrorlist=http://{host}:{port}/mirrorlist\nenabled=1\ngpgcheck=1\n"
             f"gpgkey=file://{KEY_PATH}\nskip_if_unavailable=False\n")
+
+
+_ATTEMPT = re.compile(r"^dg-dnf-retry: attempt \d+: .*class (\w+)", re.MULTILINE)
+
+
+def outcome_class(exit_code: int, output: str, *, wrapped: bool) -> str:
+    """The class of a run: dnf's output classified; through a wrapper, its exit status is
+    the outcome (0: ok, whatever earlier attempts said) and the failure's class is the one
+    the reference wrapper gave its last attempt, else the output's."""
+    if not wrapped:
+        return classify(exit_code, output)
+    if exit_code == 0:
+        return "ok"
+    said = _ATTEMPT.findall(output)
+    if said and said[-1] != "ok":
+        return said[-1]
+    found = classify(exit_code, output)
+    return "other" if found == "ok" else found
 
 
 @dataclass
@@ -185,7 +203,8 @@ class GuestDnf:
         output = done.stdout_text
         self.transcripts.append(f"$ {shlex.join(argv)}\n{output}(exit {done.exit_code}, "
                                 f"{seconds:.1f}s)\n")
-        return Run(step, done.exit_code, classify(done.exit_code, output), seconds, output)
+        return Run(step, done.exit_code, outcome_class(done.exit_code, output, wrapped=wrapped),
+                   seconds, output)
 
     def reset(self, *, packages: bool = True) -> None:
         """dnf's cache emptied and (with ``packages``) the suite's packages removed (with
@@ -242,7 +261,8 @@ class GuestDnf:
             run = self.dnf("makecache", ["makecache"], wrapped=False)
             if run.ok:
                 makecache.append(run.seconds)
-                run = self.dnf("install", ["install", *SPEED_SET], wrapped=False)
+                run = self.dnf("install", ["install", *self.settings.packages],
+                               wrapped=False)
                 if run.ok:
                     install.append(run.seconds)
         return makecache, install

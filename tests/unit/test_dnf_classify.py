@@ -87,3 +87,16 @@ def test_the_wrapper_gives_up_when_the_budget_is_spent(
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{tmp_path}:/usr/bin:/bin")
     assert main(["--budget", "1.5", "--backoff", "0.5", "makecache"]) == EX_TEMPFAIL
+
+
+def test_through_the_wrapper_its_exit_status_is_the_outcome() -> None:
+    from distrogate.dnf.guest import outcome_class
+
+    earlier = DATA["http_503_repomd_makecache"]["output"]
+    passed = (earlier + "dg-dnf-retry: attempt 1: exit 1, class http_5xx, retrying in 1s\n"
+              "Metadata cache created.\ndg-dnf-retry: attempt 2: exit 0, class ok, done\n")
+    assert outcome_class(0, passed, wrapped=True) == "ok"
+    assert outcome_class(0, passed, wrapped=False) == "http_5xx"
+    gave_up = earlier + "dg-dnf-retry: attempt 5: exit 1, class http_5xx, budget spent\n"
+    assert outcome_class(75, gave_up, wrapped=True) == "http_5xx"
+    assert outcome_class(3, "fleet wrapper: no\n", wrapped=True) == "other"
