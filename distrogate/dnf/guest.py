@@ -71,9 +71,9 @@ def outcome_class(exit_code: int, output: str, *, wrapped: bool) -> str:
         return classify(exit_code, output)
     if exit_code == 0:
         return "ok"
-    said = _ATTEMPT.findall(output)
+    said: list[str] = _ATTEMPT.findall(output)
     if said and said[-1] != "ok":
-        return said[-1]
+        return str(said[-1])
     found = classify(exit_code, output)
     return "other" if found == "ok" else found
 
