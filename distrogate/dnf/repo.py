@@ -4,7 +4,7 @@ Packages are made with ``rpmbuild`` from generated spec files (payloads of deter
 incompressible bytes, stored uncompressed, no scriptlets, no automatic dependencies: the
 images are Debian, so only the suite's own packages may be required), signed with ``rpmsign``
 by an RSA key the build makes in a private ``GNUPGHOME``, and indexed by ``createrepo_c``.
-The artifact (``$DISTROGATE_HOME/dnf-repo/<key>``) holds ``repo/`` (what the mirror serves),
+The artifact (``$DISTROGATE_HOME/dnf-repo/<key>``, :func:`distrogate.paths.dnf_repo_store`) holds ``repo/`` (what the mirror serves),
 ``RPM-GPG-KEY-distrogate`` (the public key the guests import) and a manifest; the key is the
 digest of :data:`PACKAGES`, the builder version and the tools' versions, so a change to any of
 them builds anew, atomically (:func:`distrogate.artifacts.cached_build`).
@@ -135,7 +135,7 @@ def build_repository(store: Path | None = None) -> Repository:
     def build(work: Path) -> None:
         _build(work, tools)
 
-    return cached_build(store or paths.home() / "dnf-repo", cache_key(tools), load=_load,
+    return cached_build(store or paths.dnf_repo_store(), cache_key(tools), load=_load,
                         build=build, what="the DNF suite's repository", timeout=900)
 
 
