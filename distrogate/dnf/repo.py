@@ -5,9 +5,10 @@ incompressible bytes, stored uncompressed, no scriptlets, no automatic dependenc
 images are Debian, so only the suite's own packages may be required), signed with ``rpmsign``
 by an RSA key the build makes in a private ``GNUPGHOME``, and indexed by ``createrepo_c``.
 The artifact (``$DISTROGATE_HOME/dnf-repo/<key>``, :func:`distrogate.paths.dnf_repo_store`)
-holds ``repo/`` (what the mirror serves), ``RPM-GPG-KEY-distrogate`` (the public key the guests import) and a manifest; the key is the
-digest of :data:`PACKAGES`, the builder version and the tools' versions, so a change to any of
-them builds anew, atomically (:func:`distrogate.artifacts.cached_build`).
+holds ``repo/`` (what the mirror serves), ``RPM-GPG-KEY-distrogate`` (the public key the
+guests import) and a manifest; the key is the digest of :data:`PACKAGES`, the builder version
+and the tools' versions, so a change to any of them builds anew, atomically
+(:func:`distrogate.artifacts.cached_build`).
 """
 
 from __future__ import annotations
