@@ -100,3 +100,21 @@ def test_through_the_wrapper_its_exit_status_is_the_outcome() -> None:
     gave_up = earlier + "dg-dnf-retry: attempt 5: exit 1, class http_5xx, budget spent\n"
     assert outcome_class(75, gave_up, wrapped=True) == "http_5xx"
     assert outcome_class(3, "fleet wrapper: no\n", wrapped=True) == "other"
+
+
+DATA_423 = json.loads((Path(__file__).parent / "data" / "dnf" / "dnf-4.23-outputs.json")
+                      .read_text())["runs"]
+EXPECTED_423 = {  # cell (raw) -> the class dnf 4.23's own output gives
+    "http_503@repomd": "http_5xx", "http_500@metadata": "http_5xx",
+    "http_503@packages": "ok", "http_404_one_mirror@repomd": "ok",
+    "reset_mid_body@repomd": "reset", "reset_mid_body@metadata": "reset",
+    "truncated_body@repomd": "truncated", "truncated_body@metadata": "truncated",
+    "corrupt_body@repomd": "metadata_corrupt", "corrupt_body@metadata": "checksum",
+    "stall@repomd": "ok", "slow_rate@packages": "ok", "unresolvable_mirror@mirrorlist": "ok",
+}
+
+
+@pytest.mark.parametrize("cell", sorted(EXPECTED_423))
+def test_real_dnf_4_23_output_is_classified(cell: str) -> None:
+    run = DATA_423[f"{cell}:raw"]
+    assert classify(run["exit"], run["output"]) == EXPECTED_423[cell]
