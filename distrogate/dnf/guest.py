@@ -133,6 +133,7 @@ class CellResult:
                 "class": bad.error_class if bad else ("ok" if self.runs else ""),
                 "seconds": round(self.seconds, 2), "consistent": self.consistent,
                 "consistency": self.consistency, "requests": sum(self.requests.values()),
+                "per_path": dict(self.requests),
                 "faults": self.faults, "runs": [r.summary() for r in self.runs]}
 
 
