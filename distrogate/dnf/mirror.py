@@ -6,7 +6,7 @@ and stops it). It serves the repository below ``/m1/``, ``/m2/`` and ``/m3/`` (t
 of one tree, each with a host name of its own in the guests' ``/etc/hosts``) and a
 mirrorlist at ``/mirrorlist``. Each client (a guest's address) follows the
 :class:`~distrogate.dnf.faults.Script` set for it over the control socket
-``<workdir>/control.sock`` (one JSON object per line: ``{"op": "set", "client": ADDR,
+(``--control``, default ``<workdir>/control.sock``; one JSON object per line: ``{"op": "set", "client": ADDR,
 "script": {...}}``, ``{"op": "ping", "client": ADDR}``: the port and how many of that client's requests are
 being served); a client without a script is served cleanly.
 
@@ -288,7 +288,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def serve(root: Path, bind: str, port: int, workdir: Path, owner: int = 0) -> None:
+def serve(root: Path, bind: str, port: int, workdir: Path, owner: int = 0,
+          control_path: Path | None = None) -> None:
     """Serve until SIGTERM, or until the process ``owner`` (when given) is gone: a mirror
     whose harness was killed outright ends by itself (see the module)."""
     state = State(root, workdir / "requests.jsonl")
@@ -297,7 +298,7 @@ def serve(root: Path, bind: str, port: int, workdir: Path, owner: int = 0) -> No
     server = MirrorServer((bind, port), Handler)
     server.timeout = 1
     state.port = server.server_address[1]
-    control_path = workdir / "control.sock"
+    control_path = control_path or workdir / "control.sock"
     control_path.unlink(missing_ok=True)
     control = Control(str(control_path), ControlHandler)
     control.state = state
@@ -338,9 +339,12 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, required=True)
     parser.add_argument("--owner-pid", type=int, default=0,
                         help="stop when this process is gone")
+    parser.add_argument("--control", type=Path, default=None,
+                        help="the control socket (default: WORKDIR/control.sock; a socket "
+                             "path must be short)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
-    serve(args.root, args.bind, args.port, args.workdir, args.owner_pid)
+    serve(args.root, args.bind, args.port, args.workdir, args.owner_pid, args.control)
 
 
 if __name__ == "__main__":

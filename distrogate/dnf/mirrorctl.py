@@ -12,9 +12,11 @@ from __future__ import annotations
 import json
 import logging
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -44,6 +46,7 @@ class Mirror:
         self.port = 0
         self._wrap = argv_wrap or (lambda argv: argv)
         self._process: subprocess.Popen[bytes] | None = None
+        self._socket_dir: Path | None = None
 
     @property
     def log_path(self) -> Path:
@@ -52,8 +55,11 @@ class Mirror:
 
     @property
     def control_path(self) -> Path:
-        """The control socket."""
-        return self.workdir / "control.sock"
+        """The control socket: in a short folder of its own under the system's temporary
+        folder (a Unix socket's path is limited to 107 bytes; the workdir may be deeper)."""
+        if self._socket_dir is None:
+            self._socket_dir = Path(tempfile.mkdtemp(prefix="dg-mirror-"))
+        return self._socket_dir / "control.sock"
 
     def __enter__(self) -> Mirror:
         self.start()
@@ -70,7 +76,8 @@ class Mirror:
         ready.unlink(missing_ok=True)
         argv = self._wrap([sys.executable, "-m", "distrogate.dnf.mirror", "--root",
                            str(self.root), "--bind", self.address, "--workdir",
-                           str(self.workdir), "--owner-pid", str(os.getpid())])
+                           str(self.workdir), "--owner-pid", str(os.getpid()),
+                           "--control", str(self.control_path)])
         self._process = proc.spawn(argv, log_file=self.workdir / "mirror.log",
                                    env={"PYTHONPATH": str(paths.repo_root())})
         deadline = time.monotonic() + START_TIMEOUT
@@ -151,7 +158,9 @@ class Mirror:
         if self.port and not port_free(self._wrap, self.address, self.port):
             log.error("the DNF mirror's port %s:%d is still taken after it stopped",
                       self.address, self.port)
-        self.control_path.unlink(missing_ok=True)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
+            self._socket_dir = None
 
 
 def port_free(wrap: Callable[[list[str]], list[str]], address: str, port: int) -> bool:

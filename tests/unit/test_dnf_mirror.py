@@ -26,7 +26,8 @@ def mirror(tmp_path: Path) -> Iterator[Mirror]:
     (root / "packages").mkdir()
     (root / "repodata" / "repomd.xml").write_bytes(BODY)
     (root / "packages" / "a.rpm").write_bytes(BODY)
-    with Mirror(root, "127.0.0.1", tmp_path / "work") as running:
+    deep = tmp_path / ("deep-" * 20) / "work"  # too deep for a Unix socket's path
+    with Mirror(root, "127.0.0.1", deep) as running:
         yield running
 
 
@@ -125,11 +126,13 @@ def test_stopping_frees_the_port(tmp_path: Path) -> None:
     running = Mirror(root, "127.0.0.1", tmp_path / "w")
     with running:
         port = running.port
+        socket_path = running.control_path
+        assert socket_path.exists()
         assert not port_free(lambda argv: argv, "127.0.0.1", port)
     assert port_free(lambda argv: argv, "127.0.0.1", port)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=2).close()
-    assert not running.control_path.exists()
+    assert not socket_path.exists() and not socket_path.parent.exists()
 
 
 def test_a_bad_script_is_refused(mirror: Mirror) -> None:
