@@ -37,6 +37,17 @@ log = logging.getLogger(__name__)
 
 EXIT_INCONCLUSIVE = 2
 EXIT_INTERRUPTED = 130
+EXIT_INPUT = 3
+INPUT_ERROR_FILE = "input-error.txt"  # a suite's bad input found once it started
+
+
+def input_error_of(run_dir: Path) -> str | None:
+    """The input error a suite left in ``run_dir`` (see
+    :func:`fixtures.session.record_input_error`), or None."""
+    path = run_dir / INPUT_ERROR_FILE
+    if not path.exists():
+        return None
+    return path.read_text(errors="replace").strip() or "input error"
 
 
 def suite_paths(names: list[str] | None, suites_dir: Path) -> list[Path]:
@@ -253,6 +264,14 @@ def cmd_gate(args: argparse.Namespace) -> int:
         code = run_pytest(argv, run_dir)
     _point_latest(reports, run_dir)
     log.info("gate run %s took %.0fs", run_id, time.monotonic() - started)
+    problem = input_error_of(run_dir)
+    if problem is not None:
+        from distrogate.fsutil import atomic_write_json
+
+        atomic_write_json(run_dir / "verdict.json", {"decision": "inconclusive",
+                                                     "exit_code": EXIT_INPUT,
+                                                     "reasons": [f"input error: {problem}"]})
+        raise InputError(problem)
     if not (run_dir / "results.json").exists():
         salvage_results(run_dir, plan.tests, images, run_id, code)
     return decide_and_report(run_dir, args.policy, history_db=reports / "history.sqlite")

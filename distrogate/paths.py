@@ -29,6 +29,11 @@ def sorter_store() -> Path:
     return home() / "collation"
 
 
+def dnf_repo_store() -> Path:
+    """The DNF suite's repository cache (signed RPMs and their metadata, built on the host)."""
+    return home() / "dnf-repo"
+
+
 def labs_dir() -> Path:
     """Where lab directories live unless ``--lab-dir`` says otherwise."""
     return home() / "labs"

@@ -111,6 +111,12 @@ def _ipsec_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str)
     return parse(raw, options, where)
 
 
+def _dnf_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str) -> object:
+    from distrogate.dnf.settings import parse
+
+    return parse(raw, options, where)
+
+
 def _fio_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str) -> object:
     from distrogate.fio.settings import parse
 
@@ -130,6 +136,8 @@ REGISTRY: tuple[Suite, ...] = (
           aliases=("machinectl",), settings=_nspawn_settings),
     Suite(name="ipsec", test_file="test_ipsec.py", package="distrogate.ipsec",
           settings=_ipsec_settings),
+    Suite(name="dnf", test_file="test_dnf.py", package="distrogate.dnf",
+          settings=_dnf_settings),
     Suite(name="fio", test_file="test_fio.py", package="distrogate.fio", settings=_fio_settings,
           options=(SuiteOption(
               "--fio-profile", choices=("quick", "nightly"),

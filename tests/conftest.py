@@ -78,7 +78,8 @@ def cli(tmp_path: Path) -> Cli:
     home.mkdir()
     shared = (("images", paths.image_store()), ("nspawn", paths.nspawn_store()),
               ("templates", paths.home() / "templates"),
-              ("libvirt-cache", paths.home() / "libvirt-cache"))
+              ("libvirt-cache", paths.home() / "libvirt-cache"),
+              ("dnf-repo", paths.dnf_repo_store()))
     for name, store in shared:
         store.mkdir(parents=True, exist_ok=True)  # a link to a missing store would dangle
         (home / name).symlink_to(store)

@@ -1,0 +1,143 @@
+"""The DNF suite's settings: the policy's ``suites: {dnf: {...}}`` section.
+
+Keys (all optional):
+
+``classes``
+    The fault classes to run (default: every one of :data:`~distrogate.dnf.faults.FAULT_CLASSES`);
+    an unknown name is an input error.
+``targets``
+    Where the path-based classes strike: ``repomd``, ``metadata``, ``packages`` (default: all).
+``packages``
+    The package set ``dnf install`` fetches under each fault (default ``[dg-tool]``: it pulls
+    ``dg-lib`` and ``dg-base``); names of the suite's repository.
+``wrapper``
+    The fleet's retry wrapper: a command line the suite runs with dnf's arguments appended
+    (``WRAPPER -y makecache``). Default ``dg-dnf-retry``: the suite's reference wrapper
+    (:mod:`distrogate.dnf.wrapper`), which it installs in each guest. Any other command must
+    exist in both images; one that does not is an input error naming it when the suite starts.
+``wrapper_runs``
+    ``on_raw_failure`` (default: the wrapper runs where plain dnf failed; where plain dnf
+    survived, the wrapper's first attempt would be that same run) or ``always``.
+``wrapper_budget``
+    Seconds the reference wrapper may spend (default 90; 5 to 600).
+``transient_requests``
+    N of "the first N requests" (503, 500, reset, truncated, corrupt; default 4).
+``stall_requests`` / ``stall_seconds``
+    How many requests stall, and for how long (default 8 and 5 s: below dnf's default
+    ``timeout`` of 30 s, so a healthy dnf waits it out).
+``slow_rate``
+    Bytes per second of the slow mirror (default 400, below dnf's default ``minrate`` 1000).
+``speed_runs``
+    Clean ``makecache`` and ``install`` runs per image for the speed comparison (default 5;
+    at least 5: the statistical rule needs five a side).
+``slowdown``
+    The slowdown the speed rule calls large, as a ratio over 1 (default 0.5: 50 % slower).
+``command_timeout``
+    Bound on one dnf or wrapper run in a guest (default 150 s); a run that hits it is the
+    outcome ``hang``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from distrogate.dnf.faults import FAULT_CLASSES, TARGETS, FaultParameters
+from distrogate.dnf.repo import PACKAGES
+from distrogate.errors import InputError
+
+REFERENCE_WRAPPER = "dg-dnf-retry"
+WRAPPER_RUNS = ("on_raw_failure", "always")
+KEYS = ("classes", "targets", "packages", "wrapper", "wrapper_runs", "wrapper_budget",
+        "transient_requests", "stall_requests", "stall_seconds", "slow_rate", "speed_runs",
+        "slowdown", "command_timeout")
+
+
+@dataclass(frozen=True)
+class DnfSettings:
+    """Typed settings of the DNF suite (see the module)."""
+
+    classes: tuple[str, ...] = tuple(FAULT_CLASSES)
+    targets: tuple[str, ...] = tuple(TARGETS)
+    packages: tuple[str, ...] = ("dg-tool",)
+    wrapper: str = REFERENCE_WRAPPER
+    wrapper_runs: str = "on_raw_failure"
+    wrapper_budget: float = 90.0
+    transient_requests: int = 4
+    stall_requests: int = 8
+    stall_seconds: float = 5.0
+    slow_rate: int = 400
+    speed_runs: int = 5
+    slowdown: float = 0.5
+    command_timeout: float = 150.0
+
+    @property
+    def faults(self) -> FaultParameters:
+        """How hard the classes hit."""
+        return FaultParameters(self.transient_requests, self.stall_requests,
+                               self.stall_seconds, self.slow_rate)
+
+    @property
+    def reference_wrapper(self) -> bool:
+        """Whether the wrapper is the suite's own (installed by the suite)."""
+        return self.wrapper.split()[0] == REFERENCE_WRAPPER
+
+
+def _names(raw: Mapping[str, Any], key: str, known: tuple[str, ...], what: str,
+           where: str) -> tuple[str, ...]:
+    value = raw.get(key, "all")
+    if value == "all":
+        return known
+    if not isinstance(value, list | tuple) or not value:
+        raise InputError(f"{where}.{key}: expected a list of {what}s or 'all', got {value!r}")
+    for name in value:
+        if name not in known:
+            raise InputError(f"{where}.{key}: unknown {what} {name!r} "
+                             f"(known: {', '.join(known)})")
+    return tuple(n for n in known if n in value)
+
+
+def _number(raw: Mapping[str, Any], key: str, default: float, low: float, high: float,
+            where: str) -> float:
+    value = raw.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise InputError(f"{where}.{key}: expected a number from {low:g} to {high:g}, "
+                         f"got {value!r}")
+    return float(value)
+
+
+def parse(raw: Mapping[str, Any], options: Mapping[str, Any], where: str) -> DnfSettings:
+    """The typed settings from the policy section ``raw``; raises :class:`InputError` naming
+    the key (``where`` is its place in the policy, ``suites.dnf``)."""
+    if not isinstance(raw, Mapping):
+        raise InputError(f"{where}: expected a mapping, got {raw!r}")
+    unknown = sorted(set(raw) - set(KEYS))
+    if unknown:
+        raise InputError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
+    wrapper = raw.get("wrapper", REFERENCE_WRAPPER)
+    if not isinstance(wrapper, str) or not wrapper.strip() or "\n" in wrapper:
+        raise InputError(f"{where}.wrapper: expected a command line such as "
+                         f"{REFERENCE_WRAPPER!r}, got {wrapper!r}")
+    runs = raw.get("wrapper_runs", "on_raw_failure")
+    if runs not in WRAPPER_RUNS:
+        raise InputError(f"{where}.wrapper_runs: expected one of {', '.join(WRAPPER_RUNS)}, "
+                         f"got {runs!r}")
+    d = DnfSettings()
+    return DnfSettings(
+        classes=_names(raw, "classes", tuple(FAULT_CLASSES), "fault class", where),
+        targets=_names(raw, "targets", tuple(TARGETS), "target", where),
+        packages=_names(raw, "packages", tuple(p.name for p in PACKAGES), "package", where)
+        if "packages" in raw else d.packages,
+        wrapper=" ".join(wrapper.split()),
+        wrapper_runs=str(runs),
+        wrapper_budget=_number(raw, "wrapper_budget", d.wrapper_budget, 5, 600, where),
+        transient_requests=int(_number(raw, "transient_requests", d.transient_requests, 1, 100,
+                                       where)),
+        stall_requests=int(_number(raw, "stall_requests", d.stall_requests, 1, 100, where)),
+        stall_seconds=_number(raw, "stall_seconds", d.stall_seconds, 0.5, 120, where),
+        slow_rate=int(_number(raw, "slow_rate", d.slow_rate, 1, 1 << 30, where)),
+        speed_runs=int(_number(raw, "speed_runs", d.speed_runs, 5, 50, where)),
+        slowdown=_number(raw, "slowdown", d.slowdown, 0.01, 10, where),
+        command_timeout=_number(raw, "command_timeout", d.command_timeout, 30, 1800, where),
+    )

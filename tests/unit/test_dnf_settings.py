@@ -1,0 +1,50 @@
+"""The DNF suite's settings: defaults, and one-line input errors naming the key."""
+
+from __future__ import annotations
+
+import pytest
+
+from distrogate.dnf.faults import FAULT_CLASSES
+from distrogate.dnf.settings import DnfSettings, parse
+from distrogate.errors import InputError
+from distrogate.suites import find_suite
+
+
+def test_defaults_run_every_class_on_every_target_with_the_reference_wrapper() -> None:
+    settings = parse({}, {}, "suites.dnf")
+    assert settings == DnfSettings()
+    assert settings.classes == tuple(FAULT_CLASSES)
+    assert settings.reference_wrapper
+
+
+def test_an_unknown_fault_class_is_an_input_error_naming_it() -> None:
+    with pytest.raises(InputError, match=r"suites.dnf.classes: unknown fault class 'dns_poison'"):
+        parse({"classes": ["stall", "dns_poison"]}, {}, "suites.dnf")
+
+
+@pytest.mark.parametrize(("raw", "message"), [
+    ({"targets": ["kernel"]}, "suites.dnf.targets: unknown target 'kernel'"),
+    ({"packages": ["bash"]}, "suites.dnf.packages: unknown package 'bash'"),
+    ({"wrapper": ""}, "suites.dnf.wrapper: expected a command line"),
+    ({"wrapper_runs": "never"}, "suites.dnf.wrapper_runs: expected one of"),
+    ({"speed_runs": 3}, "suites.dnf.speed_runs: expected a number from 5 to 50"),
+    ({"stall_seconds": True}, "suites.dnf.stall_seconds: expected a number"),
+    ({"retries": 3}, "suites.dnf: unknown key 'retries'"),
+])
+def test_bad_settings_name_the_key(raw: dict[str, object], message: str) -> None:
+    with pytest.raises(InputError, match=message.replace("(", r"\(")):
+        parse(raw, {}, "suites.dnf")
+
+
+def test_the_registry_knows_the_suite_and_keeps_the_order_of_classes() -> None:
+    suite = find_suite("dnf")
+    assert suite is not None and suite.test_file == "test_dnf.py"
+    settings = suite.parse_settings({"classes": ["stall", "http_503"], "absolute": True})
+    assert isinstance(settings, DnfSettings)
+    assert settings.classes == ("http_503", "stall")
+
+
+def test_a_wrapper_of_the_fleets_own_is_not_the_reference() -> None:
+    settings = parse({"wrapper": "  /usr/bin/fleet-dnf   --quiet "}, {}, "suites.dnf")
+    assert settings.wrapper == "/usr/bin/fleet-dnf --quiet"
+    assert not settings.reference_wrapper
