@@ -46,6 +46,7 @@ from typing import Any
 from distrogate.dnf.faults import FAULT_CLASSES, TARGETS, FaultParameters
 from distrogate.dnf.repo import PACKAGES
 from distrogate.errors import InputError
+from distrogate.settingfields import names, number, section
 
 REFERENCE_WRAPPER = "dg-dnf-retry"
 WRAPPER_RUNS = ("on_raw_failure", "always")
@@ -84,37 +85,12 @@ class DnfSettings:
         return self.wrapper.split()[0] == REFERENCE_WRAPPER
 
 
-def _names(raw: Mapping[str, Any], key: str, known: tuple[str, ...], what: str,
-           where: str) -> tuple[str, ...]:
-    value = raw.get(key, "all")
-    if value == "all":
-        return known
-    if not isinstance(value, list | tuple) or not value:
-        raise InputError(f"{where}.{key}: expected a list of {what}s or 'all', got {value!r}")
-    for name in value:
-        if name not in known:
-            raise InputError(f"{where}.{key}: unknown {what} {name!r} "
-                             f"(known: {', '.join(known)})")
-    return tuple(n for n in known if n in value)
-
-
-def _number(raw: Mapping[str, Any], key: str, default: float, low: float, high: float,
-            where: str) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise InputError(f"{where}.{key}: expected a number from {low:g} to {high:g}, "
-                         f"got {value!r}")
-    return float(value)
 
 
 def parse(raw: Mapping[str, Any], options: Mapping[str, Any], where: str) -> DnfSettings:
     """The typed settings from the policy section ``raw``; raises :class:`InputError` naming
     the key (``where`` is its place in the policy, ``suites.dnf``)."""
-    if not isinstance(raw, Mapping):
-        raise InputError(f"{where}: expected a mapping, got {raw!r}")
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise InputError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
+    raw = section(raw, KEYS, where)
     wrapper = raw.get("wrapper", REFERENCE_WRAPPER)
     if not isinstance(wrapper, str) or not wrapper.strip() or "\n" in wrapper:
         raise InputError(f"{where}.wrapper: expected a command line such as "
@@ -125,19 +101,21 @@ def parse(raw: Mapping[str, Any], options: Mapping[str, Any], where: str) -> Dnf
                          f"got {runs!r}")
     d = DnfSettings()
     return DnfSettings(
-        classes=_names(raw, "classes", tuple(FAULT_CLASSES), "fault class", where),
-        targets=_names(raw, "targets", tuple(TARGETS), "target", where),
-        packages=_names(raw, "packages", tuple(p.name for p in PACKAGES), "package", where)
+        classes=names(raw, "classes", FAULT_CLASSES, where, what="fault class",
+                      allow_all=True),
+        targets=names(raw, "targets", TARGETS, where, what="target", allow_all=True),
+        packages=names(raw, "packages", (p.name for p in PACKAGES), where, what="package",
+                       allow_all=True)
         if "packages" in raw else d.packages,
         wrapper=" ".join(wrapper.split()),
         wrapper_runs=str(runs),
-        wrapper_budget=_number(raw, "wrapper_budget", d.wrapper_budget, 5, 600, where),
-        transient_requests=int(_number(raw, "transient_requests", d.transient_requests, 1, 100,
+        wrapper_budget=number(raw, "wrapper_budget", d.wrapper_budget, 5, 600, where),
+        transient_requests=int(number(raw, "transient_requests", d.transient_requests, 1, 100,
                                        where)),
-        stall_requests=int(_number(raw, "stall_requests", d.stall_requests, 1, 100, where)),
-        stall_seconds=_number(raw, "stall_seconds", d.stall_seconds, 0.5, 120, where),
-        slow_rate=int(_number(raw, "slow_rate", d.slow_rate, 1, 1 << 30, where)),
-        speed_runs=int(_number(raw, "speed_runs", d.speed_runs, 5, 50, where)),
-        slowdown=_number(raw, "slowdown", d.slowdown, 0.01, 10, where),
-        command_timeout=_number(raw, "command_timeout", d.command_timeout, 30, 1800, where),
+        stall_requests=int(number(raw, "stall_requests", d.stall_requests, 1, 100, where)),
+        stall_seconds=number(raw, "stall_seconds", d.stall_seconds, 0.5, 120, where),
+        slow_rate=int(number(raw, "slow_rate", d.slow_rate, 1, 1 << 30, where)),
+        speed_runs=int(number(raw, "speed_runs", d.speed_runs, 5, 50, where)),
+        slowdown=number(raw, "slowdown", d.slowdown, 0.01, 10, where),
+        command_timeout=number(raw, "command_timeout", d.command_timeout, 30, 1800, where),
     )

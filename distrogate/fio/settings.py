@@ -36,6 +36,7 @@ from typing import Any
 
 from distrogate.errors import InputError
 from distrogate.fio.jobs import JOBS, METRICS
+from distrogate.settingfields import integer, names, section
 
 PROFILES = ("quick", "nightly")
 ORDERS = ("sequential", "parallel")
@@ -64,26 +65,6 @@ class FioSettings:
     disk_mib: int = 256
 
 
-def _names(raw: Mapping[str, Any], key: str, known: Mapping[str, object],
-           where: str) -> tuple[str, ...]:
-    value = raw.get(key, list(known))
-    if not isinstance(value, list | tuple) or not value:
-        raise InputError(f"{where}.{key}: expected a non-empty list, got {value!r}")
-    for name in value:
-        if name not in known:
-            noun = key.removesuffix("s")
-            raise InputError(f"{where}.{key}: unknown {noun} {name!r} (known: "
-                             f"{', '.join(known)})")
-    return tuple(n for n in known if n in value)
-
-
-def _integer(raw: Mapping[str, Any], key: str, default: int, low: int, high: int,
-             where: str) -> int:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
-        raise InputError(f"{where}.{key}: expected a whole number from {low} to {high}, "
-                         f"got {value!r}")
-    return value
 
 
 def _fraction(raw: Mapping[str, Any], key: str, default: float, where: str) -> float:
@@ -97,11 +78,7 @@ def _fraction(raw: Mapping[str, Any], key: str, default: float, where: str) -> f
 def parse(raw: Mapping[str, Any], options: Mapping[str, Any], where: str) -> FioSettings:
     """The typed settings from the policy section ``raw`` and the ``--fio-profile`` option;
     raises :class:`InputError` naming the key (``where``: ``suites.fio``)."""
-    if not isinstance(raw, Mapping):
-        raise InputError(f"{where}: expected a mapping, got {raw!r}")
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise InputError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
+    raw = section(raw, KEYS, where)
     profile = options.get("fio_profile") or raw.get("profile", "quick")
     if profile not in PROFILES:
         raise InputError(f"{where}.profile: unknown profile {profile!r} (expected one of "
@@ -113,13 +90,13 @@ def parse(raw: Mapping[str, Any], options: Mapping[str, Any], where: str) -> Fio
     defaults = PROFILE_DEFAULTS[profile]
     return FioSettings(
         profile=profile,
-        jobs=_names(raw, "jobs", JOBS, where),
-        metrics=_names(raw, "metrics", METRICS, where),
-        runs=_integer(raw, "runs", defaults["runs"], 5, 50, where),
-        runtime=_integer(raw, "runtime", defaults["runtime"], 1, 600, where),
-        ramp=_integer(raw, "ramp", defaults["ramp"], 0, 60, where),
+        jobs=names(raw, "jobs", JOBS, where),
+        metrics=names(raw, "metrics", METRICS, where),
+        runs=integer(raw, "runs", defaults["runs"], 5, 50, where),
+        runtime=integer(raw, "runtime", defaults["runtime"], 1, 600, where),
+        ramp=integer(raw, "ramp", defaults["ramp"], 0, 60, where),
         threshold=_fraction(raw, "threshold", 0.10, where),
         alpha=_fraction(raw, "alpha", 0.05, where),
         order=str(order),
-        disk_mib=_integer(raw, "disk_mib", 256, 64, 4096, where),
+        disk_mib=integer(raw, "disk_mib", 256, 64, 4096, where),
     )

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distrogate.errors import InputError
+from distrogate.settingfields import choice, names, number, section
 
 IMPLEMENTATIONS = ("auto", "strongswan", "libreswan")
 AUTH_METHODS = ("psk", "x509")
@@ -63,22 +64,6 @@ class IpsecSettings:
     steps: tuple[str, ...] = STEPS
 
 
-def _choice(raw: Mapping[str, Any], key: str, choices: tuple[str, ...], default: str,
-            where: str) -> str:
-    value = raw.get(key, default)
-    if value not in choices:
-        raise InputError(f"{where}.{key}: unknown {key.replace('_', ' ')} {value!r} "
-                         f"(expected one of {', '.join(choices)})")
-    return str(value)
-
-
-def _number(raw: Mapping[str, Any], key: str, default: float, low: float, high: float,
-            where: str) -> float:
-    value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise InputError(f"{where}.{key}: expected a number from {low:g} to {high:g}, "
-                         f"got {value!r}")
-    return float(value)
 
 
 def _proposal(raw: Mapping[str, Any], key: str, default: str, where: str) -> str:
@@ -92,11 +77,7 @@ def _proposal(raw: Mapping[str, Any], key: str, default: str, where: str) -> str
 def parse(raw: Mapping[str, Any], options: Mapping[str, Any], where: str) -> IpsecSettings:
     """The typed settings from the policy section ``raw``; raises :class:`InputError` naming
     the key (``where`` is its place in the policy, ``suites.ipsec``)."""
-    if not isinstance(raw, Mapping):
-        raise InputError(f"{where}: expected a mapping, got {raw!r}")
-    unknown = sorted(set(raw) - set(KEYS))
-    if unknown:
-        raise InputError(f"{where}: unknown key {unknown[0]!r} (known: {', '.join(KEYS)})")
+    raw = section(raw, KEYS, where)
     families = raw.get("families", ["ipv6"])
     if not isinstance(families, list | tuple) or not families:
         raise InputError(f"{where}.families: expected a list such as [ipv6, ipv4], "
@@ -113,23 +94,16 @@ def parse(raw: Mapping[str, Any], options: Mapping[str, Any], where: str) -> Ips
                        for s in sizes)):
         raise InputError(f"{where}.packet_sizes: expected a list of payload sizes from 8 to "
                          f"65000 bytes, got {sizes!r}")
-    steps = raw.get("steps", list(STEPS))
-    if not isinstance(steps, list | tuple) or not all(isinstance(s, str) for s in steps):
-        raise InputError(f"{where}.steps: expected a list of steps such as [kernel_sa, sa_up], "
-                         f"got {steps!r}")
-    for step in steps:
-        if step not in STEPS:
-            raise InputError(f"{where}.steps: unknown step {step!r} "
-                             f"(known: {', '.join(STEPS)})")
+    steps = names(raw, "steps", STEPS, where)
     return IpsecSettings(
         steps=tuple(s for s in STEPS if s in steps or s in ALWAYS),
-        implementation=_choice(raw, "implementation", IMPLEMENTATIONS, "auto", where),
-        auth=_choice(raw, "auth", AUTH_METHODS, "psk", where),
+        implementation=choice(raw, "implementation", IMPLEMENTATIONS, "auto", where),
+        auth=choice(raw, "auth", AUTH_METHODS, "psk", where),
         families=tuple(f for f in FAMILIES if f in families),
         ike_proposal=_proposal(raw, "ike_proposal", IpsecSettings.ike_proposal, where),
         esp_proposal=_proposal(raw, "esp_proposal", IpsecSettings.esp_proposal, where),
-        sa_up_seconds=_number(raw, "sa_up_seconds", IpsecSettings.sa_up_seconds, 5, 600, where),
-        rekey_seconds=int(_number(raw, "rekey_seconds", IpsecSettings.rekey_seconds, 10, 300,
+        sa_up_seconds=number(raw, "sa_up_seconds", IpsecSettings.sa_up_seconds, 5, 600, where),
+        rekey_seconds=int(number(raw, "rekey_seconds", IpsecSettings.rekey_seconds, 10, 300,
                                   where)),
         packet_sizes=tuple(int(s) for s in sizes),
     )

@@ -68,5 +68,5 @@ def test_steps_keep_their_order_and_the_preconditions() -> None:
     assert parse({}, {}, "suites.ipsec").steps[-1] == "peer_reboot"
     with pytest.raises(InputError, match=r"suites.ipsec.steps: unknown step 'reboot'"):
         parse({"steps": ["reboot"]}, {}, "suites.ipsec")
-    with pytest.raises(InputError, match=r"suites.ipsec.steps: expected a list"):
+    with pytest.raises(InputError, match=r"suites.ipsec.steps: expected a non-empty list"):
         parse({"steps": "ping6"}, {}, "suites.ipsec")
