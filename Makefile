@@ -63,6 +63,9 @@ vm: setup
 	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -m vm --policy examples/fleet-policy.yaml \
 	  tests suites
 
+## bench: speed and memory targets, written as JSON into bench/results/ (never timed tests).
+## The suites' own benches (bench_collation, bench_ipsec, bench_dnf, bench_fio) take longer and
+## are run one by one; each says its options in --help.
 bench: setup
 	$(PY) bench/bench_lab.py
 	$(PY) bench/bench_warm.py
