@@ -15,8 +15,18 @@ from tests.conftest import Cli
 FAULTS = Path(__file__).resolve().parent / "images"
 
 
+#: The planted-fault gate runs judge four classes on two targets: the two the planted faults
+#: break (stall on repomd.xml, slow_rate on packages) and two they must leave alone (the whole
+#: matrix, ~9 min, runs on the default pair in suites/test_dnf.py).
+QUICK = "classes: [http_503, stall, slow_rate, truncated_body], targets: [repomd, packages]"
+
+
 def _gate(cli: Cli, tmp_path: Path, candidate: str, *extra: str) -> tuple[Any, dict[str, Any]]:
     reports = tmp_path / "reports"
+    if "--policy" not in extra:
+        policy = tmp_path / "policy.yaml"
+        policy.write_text(f"suites:\n  dnf: {{{QUICK}}}\n")
+        extra = (*extra, "--policy", str(policy))
     result = cli("gate", "--candidate", candidate, "--baseline", "promoted", "--suite", "dnf",
                  "--reports-dir", str(reports), *extra, timeout=2400)
     run_dir = (reports / "latest").resolve()
@@ -52,6 +62,7 @@ def test_a_bad_setting_is_exit_3_before_any_boot(cli: Cli, tmp_path: Path, setti
     _no_lab_left(cli)
 
 
+@pytest.mark.nightly  # not yet run on VMs: make test leaves it out until it has passed once
 @pytest.mark.vm
 def test_a_wrapper_the_image_lacks_is_exit_3_naming_the_command(cli: Cli,
                                                                 tmp_path: Path) -> None:
@@ -83,6 +94,7 @@ def test_a_brittle_timeout_is_rejected_naming_the_stall_class(cli: Cli, tmp_path
     assert "fault class stall@" in " ".join(regressions.values())
 
 
+@pytest.mark.nightly  # checked in a chroot, not yet on VMs: make test leaves it out for now
 @pytest.mark.vm
 @pytest.mark.slow
 def test_curl_low_speed_abort_off_is_rejected_naming_the_slow_rate_class(
@@ -95,6 +107,7 @@ def test_curl_low_speed_abort_off_is_rejected_naming_the_slow_rate_class(
     assert any("test_fault_class[slow_rate]" in reason for reason in verdict["reasons"]), verdict
 
 
+@pytest.mark.nightly  # not yet run on VMs: make test leaves it out until it has passed once
 @pytest.mark.vm
 @pytest.mark.slow
 def test_a_harmless_dnf_conf_change_is_promoted(cli: Cli, tmp_path: Path) -> None:
