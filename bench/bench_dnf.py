@@ -18,13 +18,11 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import gaterun
 
 from distrogate.dnf.guest import GuestDnf
 from distrogate.dnf.mirrorctl import Mirror
@@ -43,26 +41,10 @@ TARGETS = {"gate_suite_dnf_s": 180.0}
 BIG = "dg-data"
 
 
-def _median(values: list[float]) -> dict[str, object]:
-    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
-            "max": round(max(values), 3), "runs": len(values)}
-
-
 def _gate(reports: Path) -> tuple[float, float, str]:
     """One gate run: (wall seconds, the suite's own seconds, the decision)."""
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "distrogate.cli", "-q", "gate", "--suite",
-                           "dnf", "--reports-dir", str(reports)], capture_output=True,
-                          timeout=3600, cwd=REPO, check=False)
-    wall = time.monotonic() - started
-    if done.returncode > 2:  # 0 promote, 1 reject, 2 inconclusive are verdicts
-        raise SystemExit(f"gate failed ({done.returncode}): {done.stderr.decode()[-500:]}")
-    run_dir = (reports / "latest").resolve()
-    results = json.loads((run_dir / "results.json").read_text())
-    suite = [r["measurements"]["dnf_suite_wall_time"]["value"] for r in results["records"]
-             if "dnf_suite_wall_time" in r.get("measurements", {})]
-    decision = json.loads((run_dir / "verdict.json").read_text())["decision"]
-    return wall, (suite[0] if suite else float("nan")), decision
+    wall, own, _, decision = gaterun.gate("dnf", reports)
+    return wall, own, decision
 
 
 def _throughput(fetches: int, workdir: Path) -> dict[str, object]:
@@ -88,7 +70,7 @@ def _throughput(fetches: int, workdir: Path) -> dict[str, object]:
                     for _ in range(fetches):
                         size, seconds = guest.fetch(path)
                         rates.append(size / (1 << 20) / seconds)
-                    return {"file": path, "bytes": size, **_median(rates)}
+                    return {"file": path, "bytes": size, **gaterun.summary(rates)}
             finally:
                 net.close()
     finally:
@@ -111,8 +93,8 @@ def main() -> int:
             reports = Path(tmp) / "reports"
             _gate(reports)  # warm-up: templates and the repository
             runs = [_gate(reports) for _ in range(args.runs)]
-            figures.update({"gate_suite_dnf_s": _median([r[0] for r in runs]),
-                            "dnf_suite_wall_time_s": _median([r[1] for r in runs]),
+            figures.update({"gate_suite_dnf_s": gaterun.summary([r[0] for r in runs]),
+                            "dnf_suite_wall_time_s": gaterun.summary([r[1] for r in runs]),
                             "decisions": sorted({r[2] for r in runs})})
     result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "host": {"node": platform.node(), "kernel": platform.release(),

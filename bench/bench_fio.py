@@ -17,17 +17,18 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import platform
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import gaterun
 
 from distrogate.fio.calibrate import Repetition, calibrate, summarise
 from distrogate.fio.judge import rule_for
@@ -45,21 +46,10 @@ TARGETS = {"gate_suite_fio_quick_s": 240.0, "aa_false_positive_rate": 0.0}
 
 def _gate(reports: Path) -> dict[str, Any]:
     """One gate run on the default pair: wall time, suite time, decision, every job's ratios."""
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "distrogate.cli", "-q", "gate", "--suite",
-                           "fio", "--reports-dir", str(reports)], capture_output=True,
-                          timeout=3600, cwd=REPO, check=False)
-    wall = time.monotonic() - started
-    if done.returncode > 2:  # 0 promote, 1 reject, 2 inconclusive are verdicts
-        raise SystemExit(f"gate failed ({done.returncode}): {done.stderr.decode()[-500:]}")
-    run_dir = (reports / "latest").resolve()
-    results = json.loads((run_dir / "results.json").read_text())
-    suite = [r["measurements"]["fio_suite_wall_time"]["value"] for r in results["records"]
-             if "fio_suite_wall_time" in r.get("measurements", {})]
+    wall, own, results, decision = gaterun.gate("fio", reports)
     ratios = {d["id"]: {"status": d["status"], "detail": d["detail"]}
               for r in results["records"] for d in r.get("deltas", [])}
-    decision = json.loads((run_dir / "verdict.json").read_text())["decision"]
-    return {"wall_s": round(wall, 1), "suite_s": round(suite[0], 1) if suite else None,
+    return {"wall_s": round(wall, 1), "suite_s": None if math.isnan(own) else round(own, 1),
             "decision": decision, "deltas": ratios}
 
 

@@ -13,13 +13,11 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import subprocess
-import sys
 import tempfile
-import time
 from datetime import UTC, datetime
 from pathlib import Path
+
+import gaterun
 
 from distrogate.fsutil import atomic_write_json
 
@@ -28,26 +26,10 @@ REPO = Path(__file__).resolve().parent.parent
 TARGETS = {"gate_suite_ipsec_s": 120.0}
 
 
-def _median(values: list[float]) -> dict[str, object]:
-    return {"median": round(statistics.median(values), 3), "min": round(min(values), 3),
-            "max": round(max(values), 3), "runs": len(values)}
-
-
 def _gate(reports: Path) -> tuple[float, float, str]:
     """One gate run: (wall seconds, the suite's own seconds, the decision)."""
-    started = time.monotonic()
-    done = subprocess.run([sys.executable, "-m", "distrogate.cli", "-q", "gate", "--suite",
-                           "ipsec", "--reports-dir", str(reports)], capture_output=True,
-                          timeout=1800, cwd=REPO, check=False)
-    wall = time.monotonic() - started
-    if done.returncode > 2:  # 0 promote, 1 reject, 2 inconclusive are verdicts
-        raise SystemExit(f"gate failed ({done.returncode}): {done.stderr.decode()[-500:]}")
-    run_dir = (reports / "latest").resolve()
-    results = json.loads((run_dir / "results.json").read_text())
-    suite = [r["measurements"]["ipsec_suite_wall_time"]["value"] for r in results["records"]
-             if "ipsec_suite_wall_time" in r.get("measurements", {})]
-    decision = json.loads((run_dir / "verdict.json").read_text())["decision"]
-    return wall, (suite[0] if suite else float("nan")), decision
+    wall, own, _, decision = gaterun.gate("ipsec", reports)
+    return wall, own, decision
 
 
 def main() -> int:
@@ -61,8 +43,8 @@ def main() -> int:
         reports = Path(tmp)
         _gate(reports)  # warm-up: templates of every image and NIC layout
         runs = [_gate(reports) for _ in range(args.runs)]
-    figures = {"gate_suite_ipsec_s": _median([r[0] for r in runs]),
-               "ipsec_suite_wall_time_s": _median([r[1] for r in runs]),
+    figures = {"gate_suite_ipsec_s": gaterun.summary([r[0] for r in runs]),
+               "ipsec_suite_wall_time_s": gaterun.summary([r[1] for r in runs]),
                "decisions": sorted({r[2] for r in runs})}
     result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
               "host": {"node": platform.node(), "kernel": platform.release(),
