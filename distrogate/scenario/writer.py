@@ -251,9 +251,10 @@ class _Writer(threading.Thread):
             self.conn.execute(sql.INSERT_WRITE, (key, self.index, value))
             phase = COMMIT
             self.conn.commit()
-        except psycopg.Error as exc:
+        except Exception as exc:  # any failure is recorded: a writer thread never dies of one
             lost = self.conn is None or self.conn.closed or bool(self.conn.broken)
-            status = classify(phase, exc.sqlstate, lost, self.fired)
+            sqlstate = exc.sqlstate if isinstance(exc, psycopg.Error) else None
+            status = classify(phase, sqlstate, lost, self.fired)
             error = f"{phase}: {' '.join(str(exc).split())[:300]}"
             if self.fired:
                 error += f" (no answer within {self.op_timeout:g}s)"
