@@ -39,7 +39,7 @@ from distrogate.logsteps import step
 from distrogate.nspawn.install import tree_disk
 from distrogate.nspawn.tree import ContainerArtifact
 from distrogate.scenario.backup import BackupInfo, BackupRepository
-from distrogate.scenario.pgnode import PG_PORT, Mode, PgNode
+from distrogate.scenario.pgnode import PG_PORT, AmcheckResult, Mode, PgNode
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +376,17 @@ class Cluster:
                     raise GuestCommandTimeout(f"{primary.name}: WAL segment {segment} not "
                                               f"archived within {timeout:g}s")
                 time.sleep(1)
+
+    def amcheck(self, *, timeout: float = 300) -> dict[str, AmcheckResult]:
+        """``pg_amcheck --all --heapallindexed`` on every node: the primary first (it
+        installs the extension where missing), then each standby once it has replayed
+        that."""
+        found = {self.primary.name: self.primary.amcheck()}
+        for node in self.replicas():
+            if node.is_running():
+                self.catch_up(node.name, max_lag_bytes=0, timeout=timeout)
+            found[node.name] = node.amcheck()
+        return found
 
     # -- for clients and checks --------------------------------------------------------------
     def hosts(self) -> list[tuple[str, int]]:

@@ -272,11 +272,12 @@ class PgNode:
         """Write pgBackRest's configuration and its certificates and keys (``files``: names
         in ``BACKREST_DIR``) and (re)start the node's pgBackRest TLS server, through which
         the repository host takes backups."""
+        self.sh(f"mkdir -p {BACKREST_DIR} {BACKREST_STATE} {BACKREST_LOG} && "
+                f"chown postgres: {BACKREST_DIR} {BACKREST_STATE} {BACKREST_LOG} && "
+                f"chmod 0750 {BACKREST_DIR}", user=None)
         for name, data in files.items():
             self.put(f"{BACKREST_DIR}/{name}", data, mode=0o600)
         self.put(BACKREST_CONF, backrest_conf.encode(), mode=0o640)
-        self.sh(f"mkdir -p {BACKREST_STATE} {BACKREST_LOG}", user=None)
-        self.sh(f"chown postgres: {BACKREST_STATE} {BACKREST_LOG}", user=None)
         self.start_backrest_server()
 
     def start_backrest_server(self) -> None:
