@@ -8,7 +8,7 @@ APT_PKGS  := libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients li
              pkg-config qemu-system-x86 qemu-utils ovmf mmdebstrap e2fsprogs dosfstools mtools \
              fdisk iproute2 iputils-ping python3-venv python3-dev gcc make util-linux \
              locales nftables tcpdump chromium openssl rpm createrepo-c gnupg \
-             postgresql
+             postgresql pgbackrest
 PYTEST_WORKERS ?= 2
 
 .PHONY: setup system-deps python-env gate test nightly lint type unit vm bench clean-lab
