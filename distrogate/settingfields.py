@@ -52,19 +52,22 @@ def integer(raw: Mapping[str, Any], key: str, default: int, low: int, high: int,
 
 
 def names(raw: Mapping[str, Any], key: str, known: Iterable[str], where: str, *,
-          what: str = "", allow_all: bool = False) -> tuple[str, ...]:
+          what: str = "", allow_all: bool = False, allow_none: bool = False
+          ) -> tuple[str, ...]:
     """A non-empty list of names out of ``known``, in ``known``'s order (default: all of
-    them; with ``allow_all`` the word ``all`` says the same). ``what`` names one item in the
-    error (default: the key without its plural s)."""
+    them; with ``allow_all`` the word ``all`` says the same; with ``allow_none`` an empty
+    list is allowed too). ``what`` names one item in the error (default: the key without its
+    plural s)."""
     order = tuple(known)
     noun = what or key.removesuffix("s")
     value = raw.get(key, "all" if allow_all else list(order))
     if allow_all and value == "all":
         return order
-    if (not isinstance(value, list | tuple) or not value
+    if (not isinstance(value, list | tuple) or (not value and not allow_none)
             or not all(isinstance(name, str) for name in value)):
         also = " or 'all'" if allow_all else ""
-        raise InputError(f"{where}.{key}: expected a non-empty list of {noun}s{also}, "
+        size = "a" if allow_none else "a non-empty"
+        raise InputError(f"{where}.{key}: expected {size} list of {noun}s{also}, "
                          f"got {value!r}")
     for name in value:
         if name not in order:

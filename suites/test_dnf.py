@@ -29,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from distrogate.differential import DeltaStatus, Direction, Exact, Numeric, Sample, Value
-from distrogate.dnf.faults import FAULT_CLASSES, cells, check_id
+from distrogate.dnf.faults import cells, check_id
 from distrogate.dnf.judge import CellRule, closing_note, matrix_html
 from distrogate.dnf.settings import DnfSettings
 from distrogate.dnf.suite import DnfRun, run_dnf_suite
@@ -38,11 +38,23 @@ from distrogate.images.artifact import ImageArtifact
 from distrogate.lab.run import LabRun
 from fixtures.recording import Recorder
 from fixtures.session import record_input_error
+from fixtures.suites import parametrize_selected, suite_settings
 
 pytestmark = [pytest.mark.vm, pytest.mark.slow]
 log = logging.getLogger(__name__)
 
-SPEED_STEPS = ("makecache", "install")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    """One ``test_fault_class`` per class and one ``test_speed`` per speed step the policy
+    selects (``suites.dnf.classes``, ``suites.dnf.speed``): what it leaves out is not a
+    test, rather than a skipped or an empty one."""
+    settings = suite_settings(metafunc.config, "dnf")
+    assert isinstance(settings, DnfSettings)
+    if "fault_class" in metafunc.fixturenames:
+        parametrize_selected(metafunc, "fault_class", settings.classes)
+    if "step" in metafunc.fixturenames:
+        parametrize_selected(metafunc, "step", settings.speed)
 
 
 @pytest.fixture(scope="module")
@@ -84,14 +96,10 @@ def test_matrix(dnf_run: DnfRun, suite_config: DnfSettings, record: Recorder) ->
     assert sorted(dnf_run.cells) == sorted(want), "cells missing"
 
 
-@pytest.mark.parametrize("fault_class", list(FAULT_CLASSES))
 def test_fault_class(fault_class: str, dnf_run: DnfRun, suite_config: DnfSettings,
                      record: Recorder) -> None:
     """One fault class on each target, judged against the promoted image: a regression names
     the class, the target and what each image did (raw and through the wrapper)."""
-    if fault_class not in suite_config.classes:
-        record.measure(f"{fault_class}_not_selected", 0, "", note="not in suites.dnf.classes")
-        return
     regressions = []
     for cell, sides in dnf_run.cells.items():
         if cell.split("@")[0] != fault_class:
@@ -107,7 +115,6 @@ def test_fault_class(fault_class: str, dnf_run: DnfRun, suite_config: DnfSetting
     assert not regressions, "; ".join(regressions)
 
 
-@pytest.mark.parametrize("step", SPEED_STEPS)
 def test_speed(step: str, dnf_run: DnfRun, suite_config: DnfSettings,
                record: Recorder) -> None:
     """Plain dnf on a clean mirror (``makecache``; ``install`` of the package set): the
@@ -117,7 +124,7 @@ def test_speed(step: str, dnf_run: DnfRun, suite_config: DnfSettings,
                        Sample.of(dnf_run.speed[role][step], "s", note=f"dnf {step}, clean"))
     delta = record.compare(f"speed:{step}", Numeric(direction=Direction.LOWER_IS_BETTER,
                                                     threshold=suite_config.slowdown,
-                                                    metrics=len(SPEED_STEPS)),
+                                                    metrics=len(suite_config.speed)),
                            title=f"dnf {step} on a clean mirror")
     assert delta.status is not DeltaStatus.REGRESSION, delta.detail
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import re
 import shlex
+import threading
 import time
 from dataclasses import dataclass, field
 from importlib import resources
@@ -252,20 +253,38 @@ class GuestDnf:
                  "survived" if result.ok else result.observation()["class"])
         return result
 
-    def speed(self) -> tuple[list[float], list[float]]:
-        """Clean-mirror ``makecache`` and ``install`` times (seconds), ``speed_runs`` each."""
+    def speed(self, lockstep: threading.Barrier | None = None
+              ) -> tuple[list[float], list[float]]:
+        """Clean-mirror ``makecache`` and ``install`` times (seconds), ``speed_runs`` each.
+
+        With ``lockstep`` (a barrier the other image's guest shares), each run starts on both
+        guests at once, so that whatever else keeps the host busy slows both sides alike.
+        A run that fails is left out of its sample (the rule then has fewer values)."""
         makecache: list[float] = []
         install: list[float] = []
-        for index in range(self.settings.speed_runs):
-            self.reset(packages=True)
-            self.mirror.set_script(self.client, Script(f"{self.role}:speed:{index}"))
-            run = self.dnf("makecache", ["makecache"], wrapped=False)
-            if run.ok:
-                makecache.append(run.seconds)
-                run = self.dnf("install", ["install", *self.settings.packages],
-                               wrapped=False)
+
+        def wait() -> None:
+            if lockstep is not None:
+                lockstep.wait(timeout=2 * self.settings.command_timeout)
+
+        try:
+            for index in range(self.settings.speed_runs):
+                self.reset(packages=True)
+                self.mirror.set_script(self.client, Script(f"{self.role}:speed:{index}"))
+                wait()
+                run = self.dnf("makecache", ["makecache"], wrapped=False)
                 if run.ok:
-                    install.append(run.seconds)
+                    makecache.append(run.seconds)
+                wait()
+                if run.ok and "install" in self.settings.speed:
+                    run = self.dnf("install", ["install", *self.settings.packages],
+                                   wrapped=False)
+                    if run.ok:
+                        install.append(run.seconds)
+        except BaseException:
+            if lockstep is not None:
+                lockstep.abort()  # the other guest stops waiting for this one
+            raise
         return makecache, install
 
     def fetch(self, path: str) -> tuple[int, float]:

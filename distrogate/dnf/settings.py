@@ -27,9 +27,14 @@ Keys (all optional):
     ``timeout`` of 30 s, so a healthy dnf waits it out).
 ``slow_rate``
     Bytes per second of the slow mirror (default 400, below dnf's default ``minrate`` 1000).
+``speed``
+    The clean-mirror speed comparisons: ``makecache``, ``install`` (default both; ``[]``:
+    none, and the speed runs are left out — a planted-fault run that judges fault classes
+    only).
 ``speed_runs``
     Clean ``makecache`` and ``install`` runs per image for the speed comparison (default 5;
-    at least 5: the statistical rule needs five a side).
+    at least 5: the statistical rule needs five a side). The two images' runs go in
+    lockstep (each run starts on both at once), so that a busy host slows both alike.
 ``slowdown``
     The slowdown the speed rule calls large, as a ratio over 1 (default 0.5: 50 % slower).
 ``command_timeout``
@@ -50,8 +55,10 @@ from distrogate.settingfields import names, number, section
 
 REFERENCE_WRAPPER = "dg-dnf-retry"
 WRAPPER_RUNS = ("on_raw_failure", "always")
+SPEED_STEPS = ("makecache", "install")
 KEYS = ("classes", "targets", "packages", "wrapper", "wrapper_runs", "wrapper_budget",
-        "transient_requests", "stall_requests", "stall_seconds", "slow_rate", "speed_runs",
+        "transient_requests", "stall_requests", "stall_seconds", "slow_rate", "speed",
+        "speed_runs",
         "slowdown", "command_timeout")
 
 
@@ -69,6 +76,7 @@ class DnfSettings:
     stall_requests: int = 8
     stall_seconds: float = 5.0
     slow_rate: int = 400
+    speed: tuple[str, ...] = SPEED_STEPS
     speed_runs: int = 5
     slowdown: float = 0.5
     command_timeout: float = 150.0
@@ -115,6 +123,7 @@ def parse(raw: Mapping[str, Any], options: Mapping[str, Any], where: str) -> Dnf
         stall_requests=int(number(raw, "stall_requests", d.stall_requests, 1, 100, where)),
         stall_seconds=number(raw, "stall_seconds", d.stall_seconds, 0.5, 120, where),
         slow_rate=int(number(raw, "slow_rate", d.slow_rate, 1, 1 << 30, where)),
+        speed=names(raw, "speed", SPEED_STEPS, where, what="speed step", allow_none=True),
         speed_runs=int(number(raw, "speed_runs", d.speed_runs, 5, 50, where)),
         slowdown=number(raw, "slowdown", d.slowdown, 0.01, 10, where),
         command_timeout=number(raw, "command_timeout", d.command_timeout, 30, 1800, where),

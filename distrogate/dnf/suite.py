@@ -14,6 +14,7 @@ import contextlib
 import ipaddress
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -125,10 +126,17 @@ def run_dnf_suite(lab_run: LabRun, images: Mapping[str, ImageArtifact], settings
                     on_guests(guests)
                 observed = {r: pool.submit(_run_cells, g, settings) for r, g in guests.items()}
                 per_role = {r: f.result() for r, f in observed.items()}
-                speeds = {r: pool.submit(g.speed) for r, g in guests.items()}
-                for role, timed in speeds.items():
-                    makecache, install = timed.result()
-                    result.speed[role] = {"makecache": makecache, "install": install}
+                if settings.speed:
+                    lockstep = threading.Barrier(len(guests))
+                    speeds = {r: pool.submit(g.speed, lockstep) for r, g in guests.items()}
+                    try:
+                        for role, timed in speeds.items():
+                            makecache, install = timed.result()
+                            result.speed[role] = {"makecache": makecache, "install": install}
+                    except threading.BrokenBarrierError as exc:
+                        raise InfraError("dnf speed runs: the two guests' runs fell out of "
+                                         "step (one run exceeded twice the command "
+                                         "timeout)") from exc
                 histories = {r: pool.submit(g.history) for r, g in guests.items()}
                 result.history = {r: f.result() for r, f in histories.items()}
             for cell in per_role["baseline"]:

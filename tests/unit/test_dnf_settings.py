@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 from distrogate.dnf.faults import FAULT_CLASSES
@@ -48,3 +52,26 @@ def test_a_wrapper_of_the_fleets_own_is_not_the_reference() -> None:
     settings = parse({"wrapper": "  /usr/bin/fleet-dnf   --quiet "}, {}, "suites.dnf")
     assert settings.wrapper == "/usr/bin/fleet-dnf --quiet"
     assert not settings.reference_wrapper
+
+
+def test_the_speed_comparisons_can_be_left_out_but_not_misnamed() -> None:
+    assert parse({"speed": []}, {}, "suites.dnf").speed == ()
+    assert parse({"speed": ["install"]}, {}, "suites.dnf").speed == ("install",)
+    with pytest.raises(InputError, match=r"suites\.dnf\.speed: unknown speed step 'fast'"):
+        parse({"speed": ["fast"]}, {}, "suites.dnf")
+
+
+def test_what_the_policy_leaves_out_is_not_collected(tmp_path: Path) -> None:
+    """``classes`` and ``speed`` choose the tests: the rest is deselected, neither skipped
+    nor passed."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("suites:\n  dnf: {classes: [stall], speed: []}\n")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "--collect-only", "-q",
+         "--policy", str(policy), "suites/test_dnf.py"],
+        cwd=root, capture_output=True, text=True, timeout=120, check=False)
+    ids = [line for line in done.stdout.splitlines() if "::" in line]
+    assert "suites/test_dnf.py::test_fault_class[stall]" in ids, done.stdout
+    assert not [i for i in ids if "test_speed" in i or "http_503" in i], ids
+    assert "deselected" in done.stdout, done.stdout
