@@ -320,9 +320,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_gate_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                        lab_options: Callable[[argparse.ArgumentParser], None]) -> None:
-    from distrogate import gatecli
+    from distrogate import gatecli, scenariocli
 
     gatecli.add_commands(sub, lab_options)
+    scenariocli.add_commands(sub, lab_options, _lab_run)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -117,6 +117,12 @@ def _dnf_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str) -
     return parse(raw, options, where)
 
 
+def _rollforward_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str
+                          ) -> object:
+    from distrogate.scenario.settings import parse
+    return parse(raw, options, where)
+
+
 def _fio_settings(raw: dict[str, Any], options: Mapping[str, Any], where: str) -> object:
     from distrogate.fio.settings import parse
 
@@ -144,6 +150,8 @@ REGISTRY: tuple[Suite, ...] = (
               help="fio suite profile: quick (CI: 6 runs per image, 1 s per job after a 1 s ramp) or nightly "
                    "(9 runs, 10 s per job); default: the policy's suites.fio.profile, else "
                    "quick"),)),
+    Suite(name="rollforward", test_file="test_rollforward.py", package="distrogate.scenario",
+          aliases=("roll-forward",), settings=_rollforward_settings),
 )
 
 #: Every name and alias → its suite.

@@ -1,0 +1,160 @@
+"""The roll-forward checks, Jepsen-style: read everything back and hold it against the history.
+
+Each check returns a JSON-ready mapping with ``ok`` and what it saw, so that the run records
+observations and the suite's rules judge them against the control run:
+
+``no_lost_writes``
+    every row's key read from the final primary (and, at the end, from a fresh point-in-time
+    restore of the backup) against the client's history (:func:`~.history.check`): lost,
+    duplicates, unexpected, failed-but-present must be empty; indeterminate writes may go
+    either way.
+``converge``
+    every node's row count and md5 of each table, once the standbys have caught up.
+``amcheck``
+    ``pg_amcheck --all --heapallindexed`` on every node.
+``collation_versions``
+    each node's collation versions, by the image it runs; a version that differs between the
+    old (baseline) and new (candidate) nodes, or a recorded version that differs from the C
+    library's, is a mismatch whose action is REINDEX (or logical replication instead of
+    physical).
+
+A check that cannot run (the node is down, a query times out) records ``ok: false`` with the
+error: the suite judges it against the control, on the same lab.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict
+from typing import Any
+
+from distrogate.scenario import sql
+from distrogate.scenario.cluster import APP_DATABASE, Cluster
+from distrogate.scenario.history import KeyCheck, Write, check
+from distrogate.scenario.model import Check
+from distrogate.scenario.pgnode import PgNode
+
+log = logging.getLogger(__name__)
+
+CATCH_UP_TIMEOUT = 180.0
+READ_KEYS = ("SET enable_indexscan = off; SET enable_indexonlyscan = off; "
+             "SET enable_bitmapscan = off; " + sql.READ_KEYS)
+
+
+def node_collations(node: PgNode, image: str) -> dict[str, Any]:
+    """``node``'s collation versions and the image role it runs (recorded when it joins, so
+    that old nodes are on record after they leave)."""
+    try:
+        versions = [asdict(v) | {"mismatch": v.mismatch} for v in node.collation_versions()]
+    except Exception as exc:  # evidence; the check reports it
+        return {"image": image, "error": str(exc), "versions": []}
+    return {"image": image, "versions": versions}
+
+
+def keys_of(rows: Iterable[Sequence[str]]) -> list[int]:
+    """The integer keys of ``psql`` rows."""
+    return [int(row[0]) for row in rows if row and row[0]]
+
+
+def _key_check(found: KeyCheck) -> dict[str, Any]:
+    doc = asdict(found)
+    for name in ("lost", "duplicates", "unexpected", "indeterminate_present",
+                 "indeterminate_absent", "failed_present"):
+        doc[name] = list(doc[name])[:200]
+        doc[f"{name}_count"] = len(getattr(found, name))
+    doc["summary"] = found.summary()
+    doc["findings"] = found.findings()
+    doc["ok"] = found.ok
+    return doc
+
+
+def _guarded(name: str, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    try:
+        return body()
+    except Exception as exc:  # a check that could not run is data for the judge
+        log.warning("check %s could not run: %s", name, exc)
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
+
+
+def no_lost_writes(cluster: Cluster, history: Sequence[Write], *, pitr: bool) -> dict[str, Any]:
+    """The history against the final primary (and a point-in-time restore with ``pitr``)."""
+    primary_keys = keys_of(cluster.primary.sql(READ_KEYS, database=APP_DATABASE, timeout=300))
+    restored: list[int] | None = None
+    if pitr:
+        cluster.flush_archive()
+        spare = next(iter(cluster.replicas()), cluster.primary)
+        with cluster.repo.point_in_time(spare) as server:
+            restored = keys_of(server.sql(READ_KEYS, database=APP_DATABASE, timeout=300))
+    report = check(history, primary_keys, restored)
+    doc: dict[str, Any] = {"primary": _key_check(report.primary), "ok": report.ok}
+    if report.restored is not None:
+        doc["restored"] = _key_check(report.restored)
+    return doc
+
+
+def converge(cluster: Cluster) -> dict[str, Any]:
+    """Every node's checksums of every table, after the standbys caught up."""
+    for node in cluster.replicas():
+        with contextlib.suppress(Exception):
+            cluster.catch_up(node.name, max_lag_bytes=0, timeout=CATCH_UP_TIMEOUT)
+    sums = {node.name: {table: list(node.table_checksum(table, database=APP_DATABASE))
+                        for table in sql.TABLES}
+            for node in cluster.nodes.values()}
+    distinct = {repr(v) for v in sums.values()}
+    return {"ok": len(distinct) == 1, "checksums": sums,
+            "primary": cluster.primary.name}
+
+
+def amcheck(cluster: Cluster) -> dict[str, Any]:
+    """``pg_amcheck`` on every node; ``ok`` when every node is clean."""
+    found = {node.name: node.amcheck() for node in cluster.nodes.values()}
+    return {"ok": all(r.clean for r in found.values()),
+            "nodes": {n: {"exit_code": r.exit_code, "output": r.output[-4000:],
+                          "clean": r.clean} for n, r in found.items()}}
+
+
+def collation_versions(collations: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """Compare the collation versions the nodes recorded when they joined: by image, and
+    recorded against actual on each node."""
+    by_image: dict[str, dict[str, str]] = {}
+    mismatches: list[str] = []
+    for node, seen in collations.items():
+        for version in seen.get("versions", []):
+            key = f"{version['kind']}:{version['name']}"
+            by_image.setdefault(seen["image"], {})[key] = version["actual"]
+            if version.get("mismatch"):
+                mismatches.append(f"{node} ({seen['image']}): {key} recorded "
+                                  f"{version['recorded']}, the C library reports "
+                                  f"{version['actual']}")
+    images = sorted(by_image)
+    if len(images) > 1:
+        old, new = by_image.get("baseline", {}), by_image.get("candidate", {})
+        for key in sorted(set(old) & set(new)):
+            if old[key] != new[key]:
+                mismatches.append(f"{key}: the old (baseline) nodes' C library reports "
+                                  f"version {old[key]}, the new (candidate) nodes' "
+                                  f"{new[key]}")
+    action = ("REINDEX the text indexes on the new nodes (or move the data by logical "
+              "replication instead of physical)") if mismatches else ""
+    return {"ok": not mismatches, "mismatches": mismatches, "by_image": by_image,
+            "action": action}
+
+
+def final_checks(cluster: Cluster, history: Sequence[Write], what: Iterable[Check] | None,
+                 *, pitr: bool, collations: Mapping[str, Mapping[str, Any]] | None = None,
+                 ) -> dict[str, dict[str, Any]]:
+    """Run the checks ``what`` (None: all) and return each one's result (see the module)."""
+    chosen = set(Check) if what is None else set(what)
+    found: dict[str, dict[str, Any]] = {}
+    if Check.NO_LOST_WRITES in chosen:
+        found["no_lost_writes"] = _guarded("no_lost_writes",
+                                           lambda: no_lost_writes(cluster, history, pitr=pitr))
+    if Check.CONVERGE in chosen:
+        found["converge"] = _guarded("converge", lambda: converge(cluster))
+    if Check.AMCHECK in chosen:
+        found["amcheck"] = _guarded("amcheck", lambda: amcheck(cluster))
+    if Check.COLLATION_VERSIONS in chosen:
+        found["collation_versions"] = collation_versions(collations or {})
+    return found
