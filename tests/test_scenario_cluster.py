@@ -75,6 +75,12 @@ def test_two_node_cluster(lab_run: LabRun, baseline_image: ImageArtifact, record
         path.write_text(json.dumps([{"step": s.name, "seconds": s.seconds, **s.detail}
                                     for s in cluster.steps], indent=1, default=str))
         print(path.read_text())
+    except BaseException:
+        logs = tmp_path / "logs.json"
+        logs.write_text(json.dumps(cluster.logs(), indent=1))
+        record.artifact("cluster logs", logs, "json")
+        print(logs.read_text())
+        raise
     finally:
         cluster.close()
     assert not cluster.nodes

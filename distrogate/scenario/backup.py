@@ -269,6 +269,8 @@ class BackupRepository:
             "[global]",
             f"repo1-host={self.address}",
             "repo1-host-type=tls",
+            # a TLS client names the repository's path; the server does not fill it in
+            f"repo1-path={self.repo_path}",
             f"repo1-host-port={BACKREST_PORT}",
             f"repo1-host-ca-file={BACKREST_DIR}/ca.pem",
             f"repo1-host-cert-file={BACKREST_DIR}/node.pem",
