@@ -43,14 +43,32 @@ READ_KEYS = ("SET enable_indexscan = off; SET enable_indexonlyscan = off; "
              "SET enable_bitmapscan = off; " + sql.READ_KEYS)
 
 
+def word_order_query() -> str:
+    """The SQL that sorts :data:`~.sql.WORDS` in the database's collation, joined by ``|``."""
+    values = ", ".join(f"({sql.literal(w)})" for w in sql.WORDS)
+    return (f"SELECT string_agg(w, '|' ORDER BY w COLLATE \"default\", w COLLATE \"C\") "
+            f"FROM (VALUES {values}) AS t(w)")
+
+
 def node_collations(node: PgNode, image: str) -> dict[str, Any]:
-    """``node``'s collation versions and the image role it runs (recorded when it joins, so
-    that old nodes are on record after they leave)."""
+    """``node``'s collation versions, the order its C library gives the words in the
+    database's locale, and the image role it runs (recorded when it joins, so that old nodes
+    are on record after they leave)."""
     try:
         versions = [asdict(v) | {"mismatch": v.mismatch} for v in node.collation_versions()]
+        order = node.sql(word_order_query(), database=APP_DATABASE)[0][0]
     except Exception as exc:  # evidence; the check reports it
-        return {"image": image, "error": str(exc), "versions": []}
-    return {"image": image, "versions": versions}
+        return {"image": image, "error": str(exc), "versions": [], "order": ""}
+    return {"image": image, "versions": versions, "order": order}
+
+
+def _first_difference(old: str, new: str) -> str:
+    a, b = old.split("|"), new.split("|")
+    for index, (x, y) in enumerate(zip(a, b, strict=False)):
+        if x != y:
+            return (f"position {index + 1}: old …{'|'.join(a[max(0, index - 1):index + 3])}…, "
+                    f"new …{'|'.join(b[max(0, index - 1):index + 3])}…")
+    return "lengths differ"
 
 
 def keys_of(rows: Iterable[Sequence[str]]) -> list[int]:
@@ -128,6 +146,15 @@ def collation_versions(collations: Mapping[str, Mapping[str, Any]]) -> dict[str,
                 mismatches.append(f"{node} ({seen['image']}): {key} recorded "
                                   f"{version['recorded']}, the C library reports "
                                   f"{version['actual']}")
+    orders: dict[str, str] = {}
+    for seen in collations.values():
+        if seen.get("order"):
+            orders.setdefault(seen["image"], seen["order"])
+    if len(orders) > 1 and orders.get("baseline") != orders.get("candidate"):
+        mismatches.append(
+            "the database's locale sorts the test words differently on the new (candidate) "
+            "nodes than on the old (baseline) ones, whatever version the C library reports "
+            f"({_first_difference(orders.get('baseline', ''), orders.get('candidate', ''))})")
     images = sorted(by_image)
     if len(images) > 1:
         old, new = by_image.get("baseline", {}), by_image.get("candidate", {})
@@ -139,7 +166,7 @@ def collation_versions(collations: Mapping[str, Mapping[str, Any]]) -> dict[str,
     action = ("REINDEX the text indexes on the new nodes (or move the data by logical "
               "replication instead of physical)") if mismatches else ""
     return {"ok": not mismatches, "mismatches": mismatches, "by_image": by_image,
-            "action": action}
+            "orders": orders, "action": action}
 
 
 def final_checks(cluster: Cluster, history: Sequence[Write], what: Iterable[Check] | None,
