@@ -373,7 +373,8 @@ class BackupRepository:
                 node.put(f"{directory}/postgresql.conf", "\n".join([
                     f"port = {PITR_PORT}", "listen_addresses = ''",
                     f"unix_socket_directories = '{SOCKET_DIR}'", "archive_mode = off",
-                    "hot_standby = on", "max_wal_senders = 0", "wal_level = replica", ""
+                    # no hot standby: its checks want max_wal_senders etc. >= the primary's
+                    "hot_standby = off", "wal_level = replica", ""
                 ]).encode(), mode=0o600)
                 node.put(f"{directory}/pg_hba.conf", b"local all all peer\n", mode=0o600)
                 node.put(f"{directory}/pg_ident.conf", b"", mode=0o600)
@@ -418,6 +419,14 @@ class PitrServer:
                 last = "in recovery"
             except GuestCommandFailed as exc:
                 last = str(exc)
+            state = self.node.systemctl("is-active", f"{PITR_UNIT}.service", timeout=30)
+            if state.stdout_text.strip() not in ("active", "activating"):
+                journal = self.node.machine.execute(
+                    ["journalctl", *(["-M", self.node.container] if self.node.container else []),
+                     "-u", f"{PITR_UNIT}.service", "-n", "30", "--no-pager", "-q"], timeout=30)
+                raise GuestCommandFailed(f"{self.node.name}: the point-in-time restore's server "
+                                         f"stopped ({state.stdout_text.strip()}): "
+                                         f"{journal.stdout_text[-1500:]}")
             time.sleep(1)
         raise GuestCommandTimeout(f"{self.node.name}: point-in-time restore not finished "
                                   f"within {timeout:g}s ({last})")
