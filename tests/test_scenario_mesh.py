@@ -96,6 +96,8 @@ def test_three_node_mesh(lab_run: LabRun, baseline_image: ImageArtifact, record:
         record.measure("mesh_join_3", time.monotonic() - started, "s")
         for name, seconds in mesh.join_seconds.items():
             record.measure(f"mesh_join_{name}", seconds, "s")
+            for phase, took in mesh.join_phases[name].items():
+                record.measure(f"mesh_join_{name}_{phase}", took, "s")
         for pair in mesh.pairs_up:
             record.measure(f"mesh_sa_{pair.a}_{pair.b}", pair.seconds, "s")
         m = mesh.members
@@ -185,7 +187,7 @@ def test_three_node_mesh(lab_run: LabRun, baseline_image: ImageArtifact, record:
         for n in ("m1", "m2"):
             policies = parse.xfrm_policies(m[n].node.run("ip xfrm policy", timeout=30).output)
             assert not any(p.dst.split("/")[0] == str(gone) for p in policies), (n, policies)
-        print({"join": mesh.join_seconds, "pairs": mesh.pairs_up})
+        print({"join": mesh.join_seconds, "phases": mesh.join_phases, "pairs": mesh.pairs_up})
     finally:
         for machine in machines.values():
             lab_run.destroy(machine)

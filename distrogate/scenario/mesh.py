@@ -38,9 +38,9 @@ from typing import TypeVar
 
 from distrogate.errors import GuestError, ImageFault, InputError
 from distrogate.guest.machine import Machine
-from distrogate.ipsec.config import LIBRESWAN_CONF, Connection
+from distrogate.ipsec.config import LIBRESWAN_CONF, NDP_UNIT, SWANCTL_DIR, Connection, files_for
 from distrogate.ipsec.detect import LIBRESWAN, STRONGSWAN
-from distrogate.ipsec.node import IkeNode, Ran
+from distrogate.ipsec.node import DAEMON_START_SECONDS, IkeNode, Ran
 from distrogate.ipsec.settings import IpsecSettings
 
 log = logging.getLogger(__name__)
@@ -117,6 +117,10 @@ class IpsecMesh:
         self.pairs_up: list[PairUp] = []
         #: seconds each join / after_reboot took, by node name (the last one)
         self.join_seconds: dict[str, float] = {}
+        #: the last join's phases by node name, in seconds: ``configure`` (every machine's
+        #: write and load, after detecting the new node's IKE daemon) and ``sa_up`` (the new
+        #: pairs' SAs)
+        self.join_phases: dict[str, dict[str, float]] = {}
 
     # -- configuration ---------------------------------------------------------------------
     def connections(self, name: str) -> list[Connection]:
@@ -135,47 +139,61 @@ class IpsecMesh:
 
     def _configure(self, member: Member, *, fresh: bool = False) -> None:
         """Write ``member``'s configuration for the current membership and load it; a
-        connection that is gone is unloaded (its SAs deleted), a new one added. ``fresh``:
-        the daemon's state is unknown (first join, after a reboot): load everything."""
+        connection that is gone is unloaded (its SAs deleted), a new one added, the others
+        (and their SAs) left alone. ``fresh``: the daemon's state is unknown (first join,
+        after a reboot): write every file (the NDP bypass unit too) and load everything."""
         node = member.node
+        if node.impl is None:
+            raise MeshError(f"mesh: {member.name}: no IKE implementation in the image")
+        impl = node.impl
         conns = self.connections(member.name)
         wanted = {c.name for c in conns}
         gone = member.loaded - wanted
-        installed = node.install(conns)
-        if not installed.ok:
-            raise MeshError(f"mesh: {member.name}: {installed.output}",
-                            {member.name: self._evidence(member)})
-        assert node.impl is not None  # install() checked
+        started = time.monotonic()
         ran: Ran | None = None
-        if node.impl.kind == LIBRESWAN and not fresh and member.loaded:
-            ran = self._libreswan_update(node, sorted(wanted - member.loaded), sorted(gone))
-            if not ran.ok:
-                log.warning("%s: libreswan's incremental update failed (%s); restarting %s",
-                            member.name, ran.output[-200:], node.impl.unit)
-                ran = None
-        if ran is None:
-            if node.impl.kind == STRONGSWAN:
-                for conn in sorted(gone):  # swanctl --load-all unloads it, SAs may linger
-                    node.run(f"swanctl --terminate --ike {shlex.quote(conn)} --force "
-                             "--timeout 5", timeout=30)
-            ran = node.load() if wanted else self._load_empty(node)
+        if not fresh and impl.kind == STRONGSWAN:
+            # only the connections change: the unit files and the daemon stay as they are
+            # (a daemon-reload costs seconds under TCG)
+            for path, text in files_for(impl.kind, conns).items():
+                if path.startswith(SWANCTL_DIR):
+                    node.machine.write_file(path, text.encode(), mode=0o600, timeout=60)
+            written = time.monotonic()
+            for conn in sorted(gone):  # swanctl --load-all unloads it; its SAs may linger
+                node.run(f"swanctl --terminate --ike {shlex.quote(conn)} --force "
+                         "--timeout 5", timeout=30)
+            ran = node.run("swanctl --load-all --noprompt", timeout=120)
+        else:
+            installed = node.install(conns)
+            if not installed.ok:
+                raise MeshError(f"mesh: {member.name}: {installed.output}",
+                                {member.name: self._evidence(member)})
+            written = time.monotonic()
+            if impl.kind == LIBRESWAN and not fresh and member.loaded:
+                ran = self._libreswan_update(node, sorted(wanted - member.loaded), sorted(gone))
+                if not ran.ok:
+                    log.warning("%s: libreswan's incremental update failed (%s); restarting %s",
+                                member.name, ran.output[-200:], impl.unit)
+                    ran = None
+            if ran is None:
+                ran = node.load() if wanted or impl.kind == STRONGSWAN else self._load_empty(node)
         if not ran.ok:
-            raise MeshError(f"mesh: {member.name} ({node.impl.describe()}): the configuration "
+            raise MeshError(f"mesh: {member.name} ({impl.describe()}): the configuration "
                             f"did not load: {ran.output[-400:] or 'failed'}",
                             {member.name: self._evidence(member)})
         member.loaded = wanted
-        log.info("mesh: %s loaded %d connection(s) %s", member.name, len(wanted),
-                 ", ".join(sorted(wanted)) or "(none)")
+        log.info("mesh: %s loaded %d connection(s) %s (write %.1fs, load %.1fs)", member.name,
+                 len(wanted), ", ".join(sorted(wanted)) or "(none)", written - started,
+                 time.monotonic() - written)
 
     @staticmethod
     def _load_empty(node: IkeNode) -> Ran:
-        """A node without peers: the daemon runs with no connection (nothing to check)."""
+        """A libreswan node without peers: the NDP bypass and the daemon run, with no
+        connection (``IkeNode.load`` would look for one)."""
         assert node.impl is not None
-        unit = shlex.quote(node.impl.unit)
-        if node.impl.kind == STRONGSWAN:
-            return node.run(f"(systemctl is-active -q {unit} || systemctl start {unit}) && "
-                            "swanctl --load-all --noprompt", timeout=300)
-        return node.run(f"systemctl restart {unit}", timeout=300)
+        return node.run(f"systemctl daemon-reload && systemctl enable -q {NDP_UNIT} && "
+                        f"systemctl restart {NDP_UNIT} && "
+                        f"systemctl restart {shlex.quote(node.impl.unit)}",
+                        timeout=DAEMON_START_SECONDS)
 
     @staticmethod
     def _libreswan_update(node: IkeNode, added: list[str], gone: list[str]) -> Ran:
@@ -219,12 +237,14 @@ class IpsecMesh:
             raise MeshError(f"mesh: {name}: no IKE implementation ({self.implementation}) in "
                             f"image {getattr(machine.image, 'name', '?')}")
         node.mark()
+        configuring = time.monotonic()
         member = Member(name, node, parsed)
         peers = list(self.members.values())
         self.members[name] = member
         try:
-            self._configure(member, fresh=True)
-            self._each(peers, self._configure)
+            # every machine at once: the trap policies make the order irrelevant
+            self._each([member, *peers], lambda m: self._configure(m, fresh=m is member))
+            configured = time.monotonic()
             self._bring_up([(peer, member) for peer in peers])
         except BaseException:
             # the others must not keep a half-made pair: forget the node again
@@ -233,8 +253,12 @@ class IpsecMesh:
                 self._each(peers, self._configure)
             raise
         self.join_seconds[name] = round(time.monotonic() - started, 2)
-        log.info("mesh: %s joined (%s) in %.1fs; members %s", name, node.impl.describe(),
-                 self.join_seconds[name], ", ".join(self.members))
+        self.join_phases[name] = {"configure": round(configured - configuring, 2),
+                                  "sa_up": round(time.monotonic() - configured, 2)}
+        log.info("mesh: %s joined (%s) in %.1fs (configuration %.1fs, SAs %.1fs); members %s",
+                 name, node.impl.describe(), self.join_seconds[name],
+                 self.join_phases[name]["configure"], self.join_phases[name]["sa_up"],
+                 ", ".join(self.members))
 
     def leave(self, name: str) -> None:
         """Remove node ``name``: every other member drops its connection to it (and the SAs),
