@@ -56,10 +56,6 @@ def cmd_scenario_run(args: argparse.Namespace, lab_run: Callable[[argparse.Names
     from distrogate.scenario.schema import load
 
     scenario = load(Path(args.file))
-    if scenario.service.ipsec:
-        from distrogate.errors import InputError
-        raise InputError(f"{args.file}: service.ipsec: an IPsec cluster network is not "
-                         "supported yet; set it to false")
     images = {"baseline": resolve_image(args.baseline),
               "candidate": resolve_image(args.candidate)}
     check_images([scenario], images)

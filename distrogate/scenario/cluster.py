@@ -12,8 +12,9 @@ the host side takes an address on its bridge (``<prefix>::fa``) inside the lab's
 where the pgBackRest repository's server (:mod:`.backup`) listens and where a client load
 connects from (:meth:`Cluster.hosts`). Nothing is sent to any other address.
 
-The network setup of a node is one method (:meth:`Cluster._network_setup`): the place where
-IPsec between the nodes will be added. Every step's duration is kept in
+The network setup of a node is one method (:meth:`Cluster._network_setup`): with ``ipsec``
+every node joins the cluster's IPsec mesh there (host-to-host transport mode over IPv6 to
+every other node, as on the fleet; the host side's address stays in clear). Every step's duration is kept in
 :attr:`Cluster.steps`. :meth:`Cluster.close` removes everything (nodes, the repository and
 its address), also on an interrupt.
 """
@@ -23,6 +24,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import secrets
+import threading
 import time
 from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -39,6 +41,7 @@ from distrogate.logsteps import step
 from distrogate.nspawn.install import tree_disk
 from distrogate.nspawn.tree import ContainerArtifact
 from distrogate.scenario.backup import BackupInfo, BackupRepository
+from distrogate.scenario.mesh import IpsecMesh
 from distrogate.scenario.pgnode import PG_PORT, AmcheckResult, Mode, PgNode
 
 log = logging.getLogger(__name__)
@@ -74,7 +77,7 @@ class Cluster:
     def __init__(self, lab_run: LabRun, images: Mapping[str, ImageArtifact], *,
                  mode: Mode = "container", tree: ContainerArtifact | None = None,
                  locale: str = "C.UTF-8", stanza: str = "main", workdir: Path | None = None,
-                 memory_mib: int = 1024, vcpus: int = 2) -> None:
+                 memory_mib: int = 1024, vcpus: int = 2, ipsec: bool = False) -> None:
         if mode == "container" and tree is None:
             raise InputError("cluster: container mode needs the container tree")
         self.lab_run = lab_run
@@ -86,6 +89,8 @@ class Cluster:
         self.workdir = workdir
         self.memory_mib = memory_mib
         self.vcpus = vcpus
+        self.mesh = IpsecMesh() if ipsec else None  # the cluster network over IPsec
+        self._mesh_lock = threading.Lock()  # joins change every member: one at a time
         self.replication_password = secrets.token_hex(12)
         self.app_password = secrets.token_hex(12)
         self.nodes: dict[str, PgNode] = {}
@@ -201,7 +206,13 @@ class Cluster:
 
     def _network_setup(self, node: PgNode) -> None:
         """Everything about the network a node needs before PostgreSQL uses it. The lab
-        gives the addresses already; IPsec between the nodes goes here."""
+        gives the addresses; with ``ipsec`` the node joins the cluster's IPsec mesh
+        (transport mode to every other node, :class:`~.mesh.IpsecMesh`), or rejoins it after
+        a crash or a reboot."""
+        if self.mesh is None:
+            return
+        with self._mesh_lock, self._timed(f"ipsec join {node.name}"):
+            self.mesh.join(node.name, node.machine, node.address)
 
     def start(self, nodes: Mapping[str, str | ImageArtifact]) -> None:
         """Boot the initial ``nodes`` (name → image key), the first as the primary: init the
@@ -307,6 +318,9 @@ class Cluster:
         with self._timed(f"remove {name}"):
             with contextlib.suppress(Exception):
                 node.stop(timeout=60)
+            if self.mesh is not None:
+                with self._mesh_lock:
+                    self.mesh.leave(name)
             machine = self.topology.nodes.pop(name)
             self.lab_run.destroy(machine)
             del self.nodes[name]
@@ -413,6 +427,11 @@ class Cluster:
         """Each node's logs (postgres, pgBackRest, journal) and the repository's."""
         found = {name: self.nodes[name].logs() for name in (names or list(self.nodes))
                  if name in self.nodes}
+        if self.mesh is not None:
+            for name in found:
+                with contextlib.suppress(Exception):
+                    found[name].update({f"ipsec {k}": v
+                                        for k, v in self.mesh.evidence(name).items()})
         if self._repo is not None:
             found["repository"] = {"pgbackrest": self._repo.log_tail()}
         return found

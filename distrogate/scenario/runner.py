@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distrogate.errors import InputError
 from distrogate.fsutil import atomic_write_text
 from distrogate.images.artifact import ImageArtifact
 from distrogate.lab.run import LabRun
@@ -176,16 +175,14 @@ def run_scenario(lab_run: LabRun, scenario: Scenario, images: Mapping[str, Image
     """Run ``scenario`` (see the module) with ``images`` (``baseline``, ``candidate``: for a
     control run both the baseline). Writes ``run.json`` in ``workdir`` and returns the run;
     raises only for the lab (an infrastructure error) or an interrupt."""
-    if scenario.service.ipsec:
-        raise InputError(f"{scenario.path or scenario.name}: service.ipsec: an IPsec cluster "
-                         "network is not supported yet; set it to false")
     say = progress or log.info
     workdir.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
     result = ScenarioRun(scenario.name, run, {k: v.name for k, v in images.items()},
                          workdir=str(workdir))
     cluster = Cluster(lab_run, images, mode=str(scenario.service.source),  # type: ignore[arg-type]
-                      tree=tree, locale=scenario.database.locale, workdir=workdir / "cluster")
+                      tree=tree, locale=scenario.database.locale, workdir=workdir / "cluster",
+                      ipsec=scenario.service.ipsec)
     try:
         initial = {n: "baseline" for n in scenario.initial_nodes()}
         say(f"{scenario.name} ({run}): starting {len(initial)} nodes on the baseline")
