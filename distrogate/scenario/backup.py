@@ -32,6 +32,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -90,7 +91,17 @@ def bridge_address6(lab: Lab, network: LabNetwork, host: int = REPO_HOST) -> Ite
 def issue_named(directory: Path, name: str, common_name: str, dns_name: str) -> tuple[Path, Path]:
     """A key and certificate with ``common_name`` (the identity ``tls-server-auth``
     authorises) and ``dns_name`` as its one DNS SAN (the name a client checks: an address
-    written as text), signed by the CA in ``directory``; (key, cert)."""
+    written as text), signed by the CA in ``directory``; (key, cert). One at a time: the CA's
+    serial file is shared."""
+    with _ISSUE_LOCK:
+        return _issue_named(directory, name, common_name, dns_name)
+
+
+_ISSUE_LOCK = threading.Lock()
+
+
+def _issue_named(directory: Path, name: str, common_name: str, dns_name: str
+                 ) -> tuple[Path, Path]:
     ca_key, ca_cert = make_ca(directory)
     key, csr, cert = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.pem"
     ext = directory / f"{name}.ext"

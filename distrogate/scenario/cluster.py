@@ -237,8 +237,11 @@ class Cluster:
         with self._timed("stanza-create"):
             self.repo.stanza_create(primary)
         self.backup()
-        for node in booted[1:]:
-            self._restore(node)
+        if booted[1:]:
+            with ThreadPoolExecutor(max_workers=len(booted) - 1,
+                                    thread_name_prefix="restore") as pool:
+                for done in [pool.submit(self._restore, node) for node in booted[1:]]:
+                    done.result()
 
     def backup(self, type: str = "full") -> BackupInfo:
         """Take a backup of the primary into the repository."""
