@@ -46,8 +46,10 @@ test: setup lint type
 	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -rfEsx --durations=15 -m "not nightly" \
 	  --policy examples/fleet-policy.yaml tests suites
 
-## nightly: what `make test` leaves out (the fio suite on the default pair and its clean
-## control, which need a quieter machine than this shared 2-core TCG host to decide).
+## nightly: what `make test` leaves out: the fio suite on the default pair and its clean
+## control (they need a quieter machine than this shared 2-core TCG host to decide), and the
+## roll-forward VM tests (every scenario twice, the seed incident, an interrupt, the cluster
+## and the IPsec mesh: 5-30 min each here, past make test's 45 minutes).
 nightly: setup
 	$(PYTEST) -p no:cacheprovider -rfEsx -m nightly --policy examples/fleet-policy.yaml tests suites
 

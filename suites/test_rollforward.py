@@ -40,7 +40,8 @@ from fixtures.recording import Recorder
 from fixtures.session import record_input_error
 from fixtures.suites import parametrize_selected, suite_settings
 
-pytestmark = [pytest.mark.vm, pytest.mark.slow]
+# roll-forward VM runs take 5-30 min here: make nightly, not make test
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.nightly]
 log = logging.getLogger(__name__)
 
 RUNS = {"baseline": "control", "candidate": "real"}  # the comparison's side → the run

@@ -81,6 +81,7 @@ def test_image_mode_on_an_image_without_postgresql_is_exit_3_before_any_boot(
 
 @pytest.mark.vm
 @pytest.mark.slow
+@pytest.mark.nightly  # roll-forward VM runs take 5-30 min here: make nightly
 def test_the_seed_incident_is_rejected_naming_amcheck_and_the_collation(
         cli: Cli, tmp_path: Path) -> None:
     policy = _policy(tmp_path, "suites:\n"
@@ -119,6 +120,7 @@ def _no_scenario_processes(home: Path) -> list[str]:
 
 @pytest.mark.vm
 @pytest.mark.slow
+@pytest.mark.nightly  # roll-forward VM runs take 5-30 min here: make nightly
 def test_an_interrupt_mid_scenario_leaves_nothing_behind(cli: Cli, tmp_path: Path) -> None:
     out = tmp_path / "out"
     log_path = tmp_path / "scenario.log"

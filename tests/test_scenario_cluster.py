@@ -20,7 +20,8 @@ from distrogate.scenario.cluster import Cluster
 from distrogate.scenario.pgnode import container_spec
 from fixtures.recording import Recorder
 
-pytestmark = [pytest.mark.vm, pytest.mark.slow]
+# roll-forward VM runs take 5-30 min here: make nightly, not make test
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.nightly]
 
 TABLE = "public.items"
 

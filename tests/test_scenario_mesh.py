@@ -80,6 +80,7 @@ def _esp_packets(node: IkeNode) -> dict[tuple[str, str], int]:
 
 @pytest.mark.vm
 @pytest.mark.slow
+@pytest.mark.nightly  # roll-forward VM runs take 5-30 min here: make nightly
 def test_three_node_mesh(lab_run: LabRun, baseline_image: ImageArtifact, record: Recorder,
                          tmp_path: Path) -> None:
     """Join three nodes, traffic through every pair, host side in clear, reboot, leave."""
