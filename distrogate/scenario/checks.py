@@ -26,13 +26,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any
 
 from distrogate.scenario import sql
 from distrogate.scenario.cluster import APP_DATABASE, Cluster
-from distrogate.scenario.history import KeyCheck, Write, check
+from distrogate.scenario.history import KeyCheck, Status, Write, check
 from distrogate.scenario.model import Check
 from distrogate.scenario.pgnode import PgNode
 
@@ -96,9 +97,29 @@ def _guarded(name: str, body: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:2000]}
 
 
-def no_lost_writes(cluster: Cluster, history: Sequence[Write], *, pitr: bool) -> dict[str, Any]:
-    """The history against the final primary (and a point-in-time restore with ``pitr``)."""
+def as_of_read(history: Sequence[Write], started: float, ended: float) -> list[Write]:
+    """The history as a read taken while the load runs can judge it: writes acknowledged
+    before the read began must be present; writes that started after it ended cannot be (left
+    out: one that is present is *unexpected*); the ones in between may go either way
+    (indeterminate). A failed write stays failed: it may never be present."""
+    found = []
+    for write in history:
+        if write.started > ended:
+            continue
+        if write.status is Status.ACKNOWLEDGED and write.ended > started:
+            write = replace(write, status=Status.INDETERMINATE)
+        found.append(write)
+    return found
+
+
+def no_lost_writes(cluster: Cluster, history: Sequence[Write], *, pitr: bool,
+                   live: bool = False) -> dict[str, Any]:
+    """The history against the final primary (and a point-in-time restore with ``pitr``).
+    ``live``: the load still runs (a check step mid-scenario; see :func:`as_of_read`)."""
+    started = time.monotonic()
     primary_keys = keys_of(cluster.primary.sql(READ_KEYS, database=APP_DATABASE, timeout=300))
+    if live:
+        history = as_of_read(history, started, time.monotonic())
     restored: list[int] | None = None
     if pitr:
         cluster.flush_archive()
@@ -112,13 +133,15 @@ def no_lost_writes(cluster: Cluster, history: Sequence[Write], *, pitr: bool) ->
     return doc
 
 
-def converge(cluster: Cluster) -> dict[str, Any]:
-    """Every node's checksums of every table, after the standbys caught up."""
+def converge(cluster: Cluster, *, live: bool = False) -> dict[str, Any]:
+    """Every node's checksums of every table, after the standbys caught up. ``live``: the
+    load still runs, so only the initial data (which it does not touch) can agree."""
     for node in cluster.replicas():
         with contextlib.suppress(Exception):
             cluster.catch_up(node.name, max_lag_bytes=0, timeout=CATCH_UP_TIMEOUT)
+    tables = [t for t in sql.TABLES if not (live and t == "dg_writes")]
     sums = {node.name: {table: list(node.table_checksum(table, database=APP_DATABASE))
-                        for table in sql.TABLES}
+                        for table in tables}
             for node in cluster.nodes.values()}
     distinct = {repr(v) for v in sums.values()}
     return {"ok": len(distinct) == 1, "checksums": sums,
@@ -127,7 +150,7 @@ def converge(cluster: Cluster) -> dict[str, Any]:
 
 def amcheck(cluster: Cluster) -> dict[str, Any]:
     """``pg_amcheck`` on every node; ``ok`` when every node is clean."""
-    found = {node.name: node.amcheck() for node in cluster.nodes.values()}
+    found = cluster.amcheck()  # the primary first: it installs the extension
     return {"ok": all(r.clean for r in found.values()),
             "nodes": {n: {"exit_code": r.exit_code, "output": r.output[-4000:],
                           "clean": r.clean} for n, r in found.items()}}
@@ -171,15 +194,17 @@ def collation_versions(collations: Mapping[str, Mapping[str, Any]]) -> dict[str,
 
 def final_checks(cluster: Cluster, history: Sequence[Write], what: Iterable[Check] | None,
                  *, pitr: bool, collations: Mapping[str, Mapping[str, Any]] | None = None,
-                 ) -> dict[str, dict[str, Any]]:
-    """Run the checks ``what`` (None: all) and return each one's result (see the module)."""
+                 live: bool = False) -> dict[str, dict[str, Any]]:
+    """Run the checks ``what`` (None: all) and return each one's result (see the module).
+    ``live``: a check step while the load still runs."""
     chosen = set(Check) if what is None else set(what)
     found: dict[str, dict[str, Any]] = {}
     if Check.NO_LOST_WRITES in chosen:
         found["no_lost_writes"] = _guarded("no_lost_writes",
-                                           lambda: no_lost_writes(cluster, history, pitr=pitr))
+                                           lambda: no_lost_writes(cluster, history, pitr=pitr,
+                                                                  live=live))
     if Check.CONVERGE in chosen:
-        found["converge"] = _guarded("converge", lambda: converge(cluster))
+        found["converge"] = _guarded("converge", lambda: converge(cluster, live=live))
     if Check.AMCHECK in chosen:
         found["amcheck"] = _guarded("amcheck", lambda: amcheck(cluster))
     if Check.COLLATION_VERSIONS in chosen:

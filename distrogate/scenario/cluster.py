@@ -261,6 +261,9 @@ class Cluster:
         with self._timed(f"add {name}", image=self._image(image).name):
             node = self._boot(name, image)
             self._prepare(node)
+            # a fresh incremental backup first, as a fleet's schedule keeps one recent: the
+            # new node then replays minutes of WAL, not everything since the full backup
+            self.backup("incr")
             self._restore(node)
         return node
 

@@ -128,7 +128,10 @@ class _Steps:
             result.detail["lag_bytes"] = self.cluster.catch_up(
                 step.node, max_lag_bytes=step.max_lag_bytes, timeout=step.timeout)
         elif isinstance(step, SwitchoverStep):
-            switched = self.cluster.switchover(step.to, rejoin=True)
+            old = self.cluster.primary.name
+            leaves = any(isinstance(s, RemoveStep) and s.node == old for s in self.scenario.steps)
+            # an old primary the scenario removes later stays down (no rejoin to undo)
+            switched = self.cluster.switchover(step.to, rejoin=not leaves)
             result.detail.update(old=switched.old, new=switched.new,
                                  lag_bytes_before=switched.lag_bytes_before)
             self.hosts()
@@ -140,7 +143,7 @@ class _Steps:
         else:
             assert isinstance(step, CheckStep)
             found = final_checks(self.cluster, self.writer.history(), step.what,
-                                 pitr=False, collations=self.run.collations)
+                                 pitr=False, collations=self.run.collations, live=True)
             result.detail["checks"] = found
             problems = [k for k, v in found.items() if not v.get("ok", True)]
             if problems:
