@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 
 from distrogate.differential import DeltaStatus, Value
 from distrogate.errors import InputError
-from distrogate.scenario.checks import collation_versions
+from distrogate.scenario.checks import as_of_read, collation_versions
+from distrogate.scenario.history import Status, Write, check_keys
 from distrogate.scenario.judge import FarLonger
 from distrogate.scenario.settings import SCENARIOS_DIR, parse
 
@@ -85,3 +86,23 @@ def test_a_bad_scenario_in_the_directory_is_one_line_naming_the_file(tmp_path: P
     with pytest.raises(InputError) as caught:
         parse({"directory": str(tmp_path)}, {}, "suites.rollforward")
     assert "bad.yaml" in str(caught.value) and "cluster.nodes" in str(caught.value)
+
+
+def test_a_read_while_the_load_runs_is_judged_as_of_its_time() -> None:
+    """Acknowledged before the read: must be there; started after it: cannot be; in between:
+    either way; failed: never."""
+    def write(key: int, started: float, ended: float, status: Status) -> Write:
+        return Write(writer=0, key=key, value="v", started=started, ended=ended,
+                     status=status, error="")
+
+    history = [write(1, 0, 1, Status.ACKNOWLEDGED), write(2, 9, 11, Status.ACKNOWLEDGED),
+               write(3, 12, 13, Status.ACKNOWLEDGED), write(4, 21, 22, Status.ACKNOWLEDGED),
+               write(5, 1, 2, Status.FAILED)]
+    judged = as_of_read(history, 10.0, 20.0)
+    assert [w.key for w in judged] == [1, 2, 3, 5]
+    assert [w.status for w in judged] == [Status.ACKNOWLEDGED, Status.INDETERMINATE,
+                                          Status.INDETERMINATE, Status.FAILED]
+    assert check_keys(judged, [1, 3]).ok
+    assert check_keys(judged, [3]).lost == (1,)
+    assert check_keys(judged, [1, 4]).unexpected == (4,)
+    assert check_keys(judged, [1, 5]).failed_present == (5,)
