@@ -40,6 +40,7 @@ from distrogate.scenario.pgnode import PgNode
 log = logging.getLogger(__name__)
 
 CATCH_UP_TIMEOUT = 180.0
+HISTORY_SETTLE_SECONDS = 2.0  # a live check reads the history this long after the keys
 READ_KEYS = ("SET enable_indexscan = off; SET enable_indexonlyscan = off; "
              "SET enable_bitmapscan = off; " + sql.READ_KEYS)
 
@@ -112,14 +113,18 @@ def as_of_read(history: Sequence[Write], started: float, ended: float) -> list[W
     return found
 
 
-def no_lost_writes(cluster: Cluster, history: Sequence[Write], *, pitr: bool,
-                   live: bool = False) -> dict[str, Any]:
+def no_lost_writes(cluster: Cluster, history_of: Callable[[], Sequence[Write]], *,
+                   pitr: bool, live: bool = False) -> dict[str, Any]:
     """The history against the final primary (and a point-in-time restore with ``pitr``).
-    ``live``: the load still runs (a check step mid-scenario; see :func:`as_of_read`)."""
+    ``live``: the load still runs (a check step mid-scenario; see :func:`as_of_read`): the
+    history is read after the keys, once the writers have recorded what they had in flight."""
     started = time.monotonic()
     primary_keys = keys_of(cluster.primary.sql(READ_KEYS, database=APP_DATABASE, timeout=300))
+    ended = time.monotonic()
+    history: Sequence[Write] = history_of()
     if live:
-        history = as_of_read(history, started, time.monotonic())
+        time.sleep(HISTORY_SETTLE_SECONDS)
+        history = as_of_read(history_of(), started, ended)
     restored: list[int] | None = None
     if pitr:
         cluster.flush_archive()
@@ -192,11 +197,13 @@ def collation_versions(collations: Mapping[str, Mapping[str, Any]]) -> dict[str,
             "orders": orders, "action": action}
 
 
-def final_checks(cluster: Cluster, history: Sequence[Write], what: Iterable[Check] | None,
+def final_checks(cluster: Cluster, history: Callable[[], Sequence[Write]],
+                 what: Iterable[Check] | None,
                  *, pitr: bool, collations: Mapping[str, Mapping[str, Any]] | None = None,
                  live: bool = False) -> dict[str, dict[str, Any]]:
     """Run the checks ``what`` (None: all) and return each one's result (see the module).
-    ``live``: a check step while the load still runs."""
+    ``history`` reads the client's history; ``live``: a check step while the load still
+    runs."""
     chosen = set(Check) if what is None else set(what)
     found: dict[str, dict[str, Any]] = {}
     if Check.NO_LOST_WRITES in chosen:

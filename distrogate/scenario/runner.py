@@ -142,7 +142,7 @@ class _Steps:
             self.fault(step, result)
         else:
             assert isinstance(step, CheckStep)
-            found = final_checks(self.cluster, self.writer.history(), step.what,
+            found = final_checks(self.cluster, self.writer.history, step.what,
                                  pitr=False, collations=self.run.collations, live=True)
             result.detail["checks"] = found
             problems = [k for k, v in found.items() if not v.get("ok", True)]
@@ -213,7 +213,7 @@ def run_scenario(lab_run: LabRun, scenario: Scenario, images: Mapping[str, Image
                                         step_result.detail.pop("t1"))
                 step_result.detail["window_seconds"] = round(window.gap, 2)
         say(f"{scenario.name} ({run}): final checks")
-        result.checks = final_checks(cluster, history, None, pitr=True,
+        result.checks = final_checks(cluster, lambda: history, None, pitr=True,
                                      collations=result.collations)
         result.logs = cluster.logs()
     except Exception as exc:  # a setup failure is judged like a step failure
