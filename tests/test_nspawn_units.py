@@ -15,7 +15,7 @@ from distrogate.differential import DeltaStatus
 from distrogate.errors import InputError
 from distrogate.nspawn.checks import Bounds, CheckResult, Got, readonly_probe, tty_output_matches
 from distrogate.nspawn.compare import delta_of, deltas
-from distrogate.nspawn.install import install_script, nspawn_settings
+from distrogate.nspawn.install import install_script, mount_unit, nspawn_settings
 from distrogate.nspawn.suite import SuiteConfig
 from distrogate.nspawn.tree import ContainerSpec, Volume, ext4_size, make_ext4
 
@@ -124,6 +124,24 @@ def test_install_script_is_valid_shell_and_installs_where_told() -> None:
     assert "cp -a \"$src\" /var/lib/machines/db1" in script
     assert "cp -a \"$src\"/var/lib/postgresql /srv/db1/data" in script
     assert script.rstrip().endswith("DISTROGATE_EOF")
+
+
+def test_install_script_mount_mode_mounts_the_disk_persistently_and_seeds_the_volumes() -> None:
+    spec = ContainerSpec(machine="db-1")
+    script = install_script(spec, serial="ser1", copy=False)
+    subprocess.run(["sh", "-n"], input=script.encode(), check=True, timeout=10)
+    assert mount_unit(spec) == "var-lib-machines-db\\x2d1.mount"
+    assert "What=/dev/disk/by-id/virtio-ser1\nWhere=/var/lib/machines/db-1\n" in script
+    assert "Options=ro\n" in script
+    assert "systemctl enable --now 'var-lib-machines-db\\x2d1.mount'" in script
+    assert "src=/var/lib/machines/db-1" in script
+    assert "cp -a \"$src\"/var/lib/postgresql /srv/db-1/data" in script
+    assert "cp -a \"$src\" " not in script  # no copy of the whole tree
+    assert "trap" not in script  # the mount stays
+    # the copy mode removes a mount mode's unit and mount first
+    copy = install_script(spec, serial="ser1")
+    assert "disable --now 'var-lib-machines-db\\x2d1.mount'" in copy
+    assert copy.index("umount /var/lib/machines/db-1") < copy.index("rm -rf /var/lib/machines/db-1")
 
 
 @pytest.mark.skipif(not ROOT, reason="needs root (a read-only bind mount)")

@@ -90,8 +90,15 @@ class AmcheckResult:
 
     @property
     def clean(self) -> bool:
-        """Exit code 0 and nothing reported."""
-        return self.exit_code == 0 and not self.output.strip()
+        """Exit code 0 and nothing reported (``NOTICE`` lines, such as "extension amcheck
+        already exists", are not findings)."""
+        return self.exit_code == 0 and not self.findings
+
+    @property
+    def findings(self) -> list[str]:
+        """The output's lines that report something (NOTICE lines left out)."""
+        return [line for line in self.output.splitlines()
+                if line.strip() and not line.startswith("NOTICE:")]
 
 
 @dataclass(frozen=True)
@@ -228,7 +235,7 @@ class PgNode:
         pgBackRest in image mode is :class:`InputError`)."""
         if self.container and self.tree is not None:
             with step("%s: container %s", self.name, self.container):
-                install(self.machine, self.tree)
+                install(self.machine, self.tree, copy=False)
                 self.machine.write_file(f"/etc/systemd/nspawn/{self.container}.nspawn",
                                         shared_network_settings(self.tree.spec).encode(),
                                         mode=0o644)
