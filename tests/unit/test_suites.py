@@ -30,7 +30,8 @@ def test_every_shipped_suite_has_its_file_and_package() -> None:
         assert (SUITES / suite.test_file).is_file(), suite
         if suite.package is not None:
             assert (REPO / suite.package.replace(".", "/") / "__init__.py").is_file(), suite
-    assert [s.name for s in REGISTRY] == ["smoke", "collation", "nspawn", "ipsec", "dnf", "fio"]
+    assert [s.name for s in REGISTRY] == ["smoke", "collation", "nspawn", "ipsec", "dnf", "fio",
+                                           "rollforward"]
 
 
 def test_machinectl_is_an_alias_of_nspawn() -> None:
@@ -50,7 +51,8 @@ def test_an_unknown_suite_names_the_aliases() -> None:
 
 
 def test_suite_names_of_the_suites_folder_and_of_files() -> None:
-    assert suite_names([SUITES]) == ["collation", "dnf", "fio", "ipsec", "nspawn", "smoke"]
+    assert suite_names([SUITES]) == ["collation", "dnf", "fio", "ipsec", "nspawn", "rollforward",
+                                    "smoke"]
     assert suite_names([SUITES / "test_nspawn.py"]) == ["nspawn"]
 
 
