@@ -17,9 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import gaterun
@@ -29,7 +27,6 @@ from distrogate.dnf.mirrorctl import Mirror
 from distrogate.dnf.repo import build_repository
 from distrogate.dnf.settings import DnfSettings
 from distrogate.dnf.suite import NETWORK, bridge_address
-from distrogate.fsutil import atomic_write_json
 from distrogate.images.resolve import resolve_image
 from distrogate.lab.lab import Lab
 from distrogate.lab.run import LabRun
@@ -96,11 +93,7 @@ def main() -> int:
             figures.update({"gate_suite_dnf_s": gaterun.summary([r[0] for r in runs]),
                             "dnf_suite_wall_time_s": gaterun.summary([r[1] for r in runs]),
                             "decisions": sorted({r[2] for r in runs})})
-    result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "host": {"node": platform.node(), "kernel": platform.release(),
-                       "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
-              "figures": figures, "targets": TARGETS}
-    atomic_write_json(OUT, result)
+    result = gaterun.write_result(OUT, figures, TARGETS, load_at_start)
     print(json.dumps(result, indent=2))
     return 0
 

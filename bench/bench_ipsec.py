@@ -12,14 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
 import gaterun
-
-from distrogate.fsutil import atomic_write_json
 
 OUT = Path(__file__).resolve().parent / "results" / "ipsec.json"
 REPO = Path(__file__).resolve().parent.parent
@@ -46,11 +42,7 @@ def main() -> int:
     figures = {"gate_suite_ipsec_s": gaterun.summary([r[0] for r in runs]),
                "ipsec_suite_wall_time_s": gaterun.summary([r[1] for r in runs]),
                "decisions": sorted({r[2] for r in runs})}
-    result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "host": {"node": platform.node(), "kernel": platform.release(),
-                       "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
-              "figures": figures, "targets": TARGETS}
-    atomic_write_json(OUT, result)
+    result = gaterun.write_result(OUT, figures, TARGETS, load_at_start)
     print(json.dumps(result, indent=2))
     return 0
 

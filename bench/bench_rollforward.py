@@ -18,18 +18,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import gaterun
-
-from distrogate.fsutil import atomic_write_json
 
 OUT = Path(__file__).resolve().parent / "results" / "rollforward.json"
 REPO = Path(__file__).resolve().parent.parent
@@ -74,11 +70,7 @@ def main() -> int:
                "write_throughput_per_s": gaterun.summary([r["throughput"] for r in runs]),
                "writes": [r["writes"] for r in runs], "lost": [r["lost"] for r in runs],
                "exit_codes": [r["exit"] for r in runs], "scenario": args.scenario.name}
-    result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-              "host": {"node": platform.node(), "kernel": platform.release(),
-                       "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
-              "figures": figures, "targets": TARGETS}
-    atomic_write_json(OUT, result)
+    result = gaterun.write_result(OUT, figures, TARGETS, load_at_start)
     print(json.dumps(result, indent=2))
     return 0
 

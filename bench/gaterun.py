@@ -4,12 +4,17 @@ and a summary of repeated figures."""
 from __future__ import annotations
 
 import json
+import os
+import platform
 import statistics
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+from distrogate.fsutil import atomic_write_json
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -37,3 +42,15 @@ def gate(suite: str, reports: Path) -> tuple[float, float, dict[str, Any], str]:
            if key in r.get("measurements", {})]
     decision = json.loads((run_dir / "verdict.json").read_text())["decision"]
     return wall, (own[0] if own else float("nan")), results, decision
+
+
+def write_result(out: Path, figures: dict[str, Any], targets: dict[str, float],
+                 load_at_start: tuple[float, float, float]) -> dict[str, Any]:
+    """Write a bench's JSON (when, the host, the figures, the targets) atomically to ``out``
+    and return it."""
+    result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+              "host": {"node": platform.node(), "kernel": platform.release(),
+                       "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
+              "figures": figures, "targets": targets}
+    atomic_write_json(out, result)
+    return result
