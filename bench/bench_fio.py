@@ -19,12 +19,10 @@ import json
 import logging
 import math
 import os
-import platform
 import statistics
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +32,6 @@ from distrogate.fio.calibrate import Repetition, calibrate, summarise
 from distrogate.fio.judge import rule_for
 from distrogate.fio.power import simulate
 from distrogate.fio.settings import FioSettings, parse
-from distrogate.fsutil import atomic_write_json
 from distrogate.images.resolve import resolve_image
 from distrogate.lab.lab import Lab
 from distrogate.lab.run import LabRun
@@ -109,12 +106,7 @@ def main() -> int:
             "runs": len(runs), "decisions": sorted({r["decision"] for r in runs}),
             "last_deltas": runs[-1]["deltas"]}
     def write() -> dict[str, Any]:
-        result = {"measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
-                  "host": {"node": platform.node(), "kernel": platform.release(),
-                           "cpus": os.cpu_count(), "load_average_at_start": load_at_start},
-                  "figures": figures, "targets": TARGETS}
-        atomic_write_json(OUT, result)
-        return result
+        return gaterun.write_result(OUT, figures, TARGETS, load_at_start)
 
     def keep(aa: dict[str, Any]) -> None:
         figures[f"aa_{args.order}"] = aa

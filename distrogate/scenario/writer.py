@@ -107,16 +107,6 @@ def classify(phase: str, sqlstate: str | None, connection_lost: bool, timed_out:
 # -- the writer process ------------------------------------------------------------------------
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return proc.pid_alive(pid)
-
-
 def _write_json(path: Path, doc: dict[str, Any]) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_text(json.dumps(doc))
@@ -329,7 +319,7 @@ def run(dsn: str, writers: int, rate: float, history: Path, status: Path,
             if now < next_status:
                 continue
             next_status = now + STATUS_INTERVAL
-            if owner and not _alive(owner):
+            if owner and not proc.pid_alive(owner):
                 log.info("owner %d is gone: stopping", owner)
                 stop.set()
                 break
