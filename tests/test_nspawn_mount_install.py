@@ -19,7 +19,8 @@ from distrogate.nspawn.tree import build_container
 from distrogate.scenario.pgnode import container_spec, shared_network_settings
 from fixtures.recording import Recorder
 
-pytestmark = [pytest.mark.vm, pytest.mark.slow]
+# a roll-forward VM test (3 min here): make nightly, not make test
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.nightly]
 
 BOOT_TIMEOUT = 300
 
