@@ -16,17 +16,23 @@ from distrogate import paths
 REPO = Path(__file__).resolve().parent.parent
 
 
-def qemu_process_table(marker: Path) -> list[tuple[int, str]]:
-    """(pid, command line) of QEMU processes that mention ``marker`` (a lab or home directory)."""
+def process_table(marker: Path, *words: str) -> list[tuple[int, str]]:
+    """(pid, command line) of processes that mention ``marker`` (a lab or home directory)
+    and one of ``words``."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
         except OSError:
             continue
-        if "qemu-system" in text and str(marker) in text:
+        if str(marker) in text and any(word in text for word in words):
             found.append((int(cmdline.parent.name), text))
     return found
+
+
+def qemu_process_table(marker: Path) -> list[tuple[int, str]]:
+    """(pid, command line) of QEMU processes that mention ``marker`` (a lab or home directory)."""
+    return process_table(marker, "qemu-system")
 
 
 def qemu_processes(marker: Path) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import REPO, Cli
+from tests.conftest import REPO, Cli, process_table
 
 IMAGES = Path(__file__).resolve().parent / "images"
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -106,16 +106,8 @@ def test_the_seed_incident_is_rejected_naming_amcheck_and_the_collation(
 
 
 def _no_scenario_processes(home: Path) -> list[str]:
-    found = []
-    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
-        try:
-            text = cmdline.read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        if str(home) in text and ("distrogate.scenario.writer" in text
-                                  or "pgbackrest" in text or "qemu" in text):
-            found.append(text)
-    return found
+    return [text for _pid, text in process_table(home, "distrogate.scenario.writer",
+                                                  "pgbackrest", "qemu")]
 
 
 @pytest.mark.vm

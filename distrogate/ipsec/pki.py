@@ -39,16 +39,25 @@ def issue(directory: Path, name: str,
           addresses: list[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> NodeCert:
     """A key and a certificate for node ``name`` with its ``addresses`` as IP SANs, signed by
     the CA in ``directory`` (made first if need be)."""
+    sans = ",".join(f"IP:{a}" for a in addresses)
+    key, cert, ca_cert = issue_signed(directory, name, name, sans, "digitalSignature")
+    return NodeCert(key, cert, ca_cert)
+
+
+def issue_signed(directory: Path, name: str, common_name: str, sans: str,
+          key_usage: str = "digitalSignature") -> tuple[Path, Path, Path]:
+    """A key and a certificate ``<name>.key`` / ``<name>.pem`` with ``common_name`` and the
+    subject alternative names ``sans`` (``IP:…``, ``DNS:…``), for server and client use,
+    signed by the CA in ``directory`` (made first if need be); (key, cert, CA cert)."""
     ca_key, ca_cert = make_ca(directory)
     key, csr, cert = (directory / f"{name}.key", directory / f"{name}.csr",
                       directory / f"{name}.pem")
     ext = directory / f"{name}.ext"
-    sans = ",".join(f"IP:{a}" for a in addresses)
-    ext.write_text(f"subjectAltName={sans}\nkeyUsage=critical,digitalSignature\n"
+    ext.write_text(f"subjectAltName={sans}\nkeyUsage=critical,{key_usage}\n"
                    "extendedKeyUsage=serverAuth,clientAuth\n")
     proc.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-              "-subj", f"/CN={name}"], timeout=OPENSSL_TIMEOUT)
+              "-subj", f"/CN={common_name}"], timeout=OPENSSL_TIMEOUT)
     proc.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
               "-CAcreateserial", "-out", cert, "-days", "30", "-extfile", ext],
              timeout=OPENSSL_TIMEOUT)
-    return NodeCert(key, cert, ca_cert)
+    return key, cert, ca_cert

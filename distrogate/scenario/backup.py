@@ -42,7 +42,7 @@ from typing import Any
 
 from distrogate import proc
 from distrogate.errors import CommandError, GuestCommandFailed, GuestCommandTimeout, InfraError
-from distrogate.ipsec.pki import OPENSSL_TIMEOUT, make_ca
+from distrogate.ipsec.pki import issue_signed
 from distrogate.lab.lab import Lab
 from distrogate.lab.network import LabNetwork
 from distrogate.logsteps import step
@@ -102,17 +102,8 @@ _ISSUE_LOCK = threading.Lock()
 
 def _issue_named(directory: Path, name: str, common_name: str, dns_name: str
                  ) -> tuple[Path, Path]:
-    ca_key, ca_cert = make_ca(directory)
-    key, csr, cert = directory / f"{name}.key", directory / f"{name}.csr", directory / f"{name}.pem"
-    ext = directory / f"{name}.ext"
-    ext.write_text(f"subjectAltName=DNS:{dns_name}\n"
-                   "keyUsage=critical,digitalSignature,keyEncipherment\n"
-                   "extendedKeyUsage=serverAuth,clientAuth\n")
-    proc.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
-              "-subj", f"/CN={common_name}"], timeout=OPENSSL_TIMEOUT)
-    proc.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
-              "-CAcreateserial", "-out", cert, "-days", "30", "-extfile", ext],
-             timeout=OPENSSL_TIMEOUT)
+    key, cert, _ = issue_signed(directory, name, common_name, f"DNS:{dns_name}",
+                         "digitalSignature,keyEncipherment")
     return key, cert
 
 

@@ -121,10 +121,9 @@ def no_lost_writes(cluster: Cluster, history_of: Callable[[], Sequence[Write]], 
     started = time.monotonic()
     primary_keys = keys_of(cluster.primary.sql(READ_KEYS, database=APP_DATABASE, timeout=300))
     ended = time.monotonic()
-    history: Sequence[Write] = history_of()
     if live:
         time.sleep(HISTORY_SETTLE_SECONDS)
-        history = as_of_read(history_of(), started, ended)
+    history = as_of_read(history_of(), started, ended) if live else history_of()
     restored: list[int] | None = None
     if pitr:
         cluster.flush_archive()
