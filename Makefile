@@ -43,7 +43,7 @@ gate: setup
 ## pair, naming every changed locale, is itself a test (tests/test_gate_verdict.py).
 test: setup lint type
 	$(VENV)/bin/distrogate lab gc
-	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -rfEsx --durations=15 -m "not nightly" \
+	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -rfEsx --durations=40 -m "not nightly" \
 	  --policy examples/fleet-policy.yaml tests suites
 
 ## nightly: what `make test` leaves out: the fio suite on the default pair and its clean

@@ -143,7 +143,13 @@ REGISTRY: tuple[Suite, ...] = (
     Suite(name="ipsec", test_file="test_ipsec.py", package="distrogate.ipsec",
           settings=_ipsec_settings),
     Suite(name="dnf", test_file="test_dnf.py", package="distrogate.dnf",
-          settings=_dnf_settings),
+          settings=_dnf_settings,
+          options=(SuiteOption(
+              "--dnf-profile", choices=("quick", "nightly"),
+              help="DNF suite profile: quick (CI and the gate: every fault class once, on "
+                   "the target where it bites; makecache speed) or nightly (every class on "
+                   "every target; makecache and install speed); default: the policy's "
+                   "suites.dnf.profile, else quick"),)),
     Suite(name="fio", test_file="test_fio.py", package="distrogate.fio", settings=_fio_settings,
           options=(SuiteOption(
               "--fio-profile", choices=("quick", "nightly"),

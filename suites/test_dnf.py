@@ -6,19 +6,21 @@ transient fault worse than the promoted image's fails node starts fleet-wide.
 
 The suite builds signed RPMs and their metadata on the host (:mod:`distrogate.dnf.repo`),
 serves them from a fault-injecting HTTP mirror inside the lab's network namespace
-(:mod:`distrogate.dnf.mirror`), and on each image runs, for every fault class on every target
-(``repomd``, ``metadata``, ``packages``): ``dnf makecache`` (faults on the metadata) or ``dnf
-install`` of a package set (faults on the packages), plain and through the fleet's retry
-wrapper. Each cell records the outcome (or dnf's exit
-status and the error class read from its output), the time, the requests per path from the
-mirror's log, and whether anything was left half-applied (``rpm -V``; ``dnf history``).
+(:mod:`distrogate.dnf.mirror`), and on each image runs, for every fault class on a target
+(``repomd``, ``metadata``, ``packages``; the quick profile: the one where the class bites, the
+nightly profile: every one): ``dnf makecache`` (faults on the metadata) or ``dnf install`` of
+a package set (faults on the packages), plain and through the fleet's retry wrapper. Each
+cell records the outcome (or dnf's exit status and the error class read from its output),
+the time, the requests per path from the mirror's log, and whether anything was left
+half-applied (``rpm -V``; ``dnf history``).
 
 Judging (:mod:`distrogate.dnf.judge`): a class the promoted image survives and the candidate
 does not, raw or through the wrapper, is a regression; one both fail raw and survive through
 the wrapper is "needs the wrapper". Clean-mirror speed (makecache, install) is compared with
 the statistical rule. The matrix (class × image × raw/wrapper) is the report's artifact.
 
-Settings: the policy's ``suites: {dnf: {...}}`` (:mod:`distrogate.dnf.settings`).
+Settings: the policy's ``suites: {dnf: {...}}`` (:mod:`distrogate.dnf.settings`);
+``--dnf-profile quick|nightly``.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pathlib import Path
 import pytest
 
 from distrogate.differential import DeltaStatus, Direction, Exact, Numeric, Sample, Value
-from distrogate.dnf.faults import cells, check_id
+from distrogate.dnf.faults import check_id
 from distrogate.dnf.judge import CellRule, closing_note, matrix_html
 from distrogate.dnf.settings import DnfSettings
 from distrogate.dnf.suite import DnfRun, run_dnf_suite
@@ -92,7 +94,7 @@ def test_matrix(dnf_run: DnfRun, suite_config: DnfSettings, record: Recorder) ->
         record.measure(f"dnf_cells_survived_raw_{role}",
                        sum(1 for s in dnf_run.cells.values() if s[role]["raw"].get("ok")),
                        "cells", note=f"{note} ({versions})")
-    want = [check_id(c, t) for c, t in cells(suite_config.classes, suite_config.targets)]
+    want = [check_id(c, t) for c, t in suite_config.cells]
     assert sorted(dnf_run.cells) == sorted(want), "cells missing"
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from distrogate import proc
-from distrogate.dnf.faults import cells, check_id, scenario
+from distrogate.dnf.faults import check_id, scenario
 from distrogate.dnf.guest import GuestDnf
 from distrogate.dnf.mirrorctl import Mirror
 from distrogate.dnf.repo import Repository, build_repository
@@ -82,7 +82,7 @@ def bridge_address(lab: Lab, network: LabNetwork) -> Iterator[str]:
 
 def _run_cells(guest: GuestDnf, settings: DnfSettings) -> dict[str, dict[str, dict[str, Any]]]:
     found: dict[str, dict[str, dict[str, Any]]] = {}
-    for fault_class, target in cells(settings.classes, settings.targets):
+    for fault_class, target in settings.cells:
         script = scenario(fault_class, target, settings.faults)
         step = STEPS.get(target, "install")
         raw = guest.cell(script, "raw", step)

@@ -8,17 +8,35 @@ from pathlib import Path
 
 import pytest
 
-from distrogate.dnf.faults import FAULT_CLASSES
+from distrogate.dnf.faults import FAULT_CLASSES, QUICK_TARGETS, TARGETS
 from distrogate.dnf.settings import DnfSettings, parse
 from distrogate.errors import InputError
 from distrogate.suites import find_suite
 
 
-def test_defaults_run_every_class_on_every_target_with_the_reference_wrapper() -> None:
+def test_defaults_are_the_quick_profile_every_class_once_with_the_reference_wrapper() -> None:
     settings = parse({}, {}, "suites.dnf")
     assert settings == DnfSettings()
+    assert settings.profile == "quick" and settings.speed == ("makecache",)
     assert settings.classes == tuple(FAULT_CLASSES)
+    assert [c for c, _ in settings.cells] == list(FAULT_CLASSES)  # each class once
+    assert dict(settings.cells) == QUICK_TARGETS
     assert settings.reference_wrapper
+
+
+def test_the_nightly_profile_runs_every_class_on_every_target_and_both_speeds() -> None:
+    settings = parse({"profile": "nightly"}, {}, "suites.dnf")
+    assert settings.targets == tuple(TARGETS) and settings.speed == ("makecache", "install")
+    assert len(settings.cells) == (len(FAULT_CLASSES) - 1) * len(TARGETS) + 1
+    chosen = parse({"profile": "quick"}, {"dnf_profile": "nightly"}, "suites.dnf")
+    assert chosen.profile == "nightly"  # the pytest option wins over the policy
+
+
+def test_explicit_targets_and_speed_override_the_profile() -> None:
+    settings = parse({"classes": ["stall"], "targets": ["repomd", "packages"], "speed": []},
+                     {}, "suites.dnf")
+    assert settings.cells == [("stall", "repomd"), ("stall", "packages")]
+    assert settings.speed == ()
 
 
 def test_an_unknown_fault_class_is_an_input_error_naming_it() -> None:
@@ -28,6 +46,7 @@ def test_an_unknown_fault_class_is_an_input_error_naming_it() -> None:
 
 @pytest.mark.parametrize(("raw", "message"), [
     ({"targets": ["kernel"]}, "suites.dnf.targets: unknown target 'kernel'"),
+    ({"profile": "weekly"}, "suites.dnf.profile: unknown profile 'weekly'"),
     ({"packages": ["bash"]}, "suites.dnf.packages: unknown package 'bash'"),
     ({"wrapper": ""}, "suites.dnf.wrapper: expected a command line"),
     ({"wrapper_runs": "never"}, "suites.dnf.wrapper_runs: expected one of"),
