@@ -40,14 +40,16 @@ gate: setup
 ## test: lint, types, unit tests, then the VM tests (harness and suites) on real VMs.
 ## The suites run under a fleet's policy (examples/fleet-policy.yaml: the C and en_US locales
 ## block), so that they pass on the default pair; that the packaged policy rejects the default
-## pair, naming every changed locale, is itself a test (tests/test_gate_verdict.py).
+## pair, naming every changed locale, is itself a test (tests/test_gate_verdict.py; nightly,
+## with ~500 locales; make test checks two changed locales and a waiver).
 test: setup lint type
 	$(VENV)/bin/distrogate lab gc
 	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -rfEsx --durations=40 -m "not nightly" \
 	  --policy examples/fleet-policy.yaml tests suites
 
 ## nightly: what `make test` leaves out: the fio suite on the default pair and its clean
-## control (they need a quieter machine than this shared 2-core TCG host to decide), and the
+## control (they need a quieter machine than this shared 2-core TCG host to decide), `make
+## gate`'s own collation verdict under the packaged policy (every shipped locale), and the
 ## roll-forward VM tests (every scenario twice, the seed incident, an interrupt, the cluster
 ## and the IPsec mesh: 5-30 min each here, past make test's 45 minutes).
 nightly: setup

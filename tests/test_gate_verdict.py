@@ -177,6 +177,7 @@ def test_a_waiver_naming_one_locale_leaves_another_changed_locale_rejecting(
 
 @pytest.mark.vm
 @pytest.mark.slow
+@pytest.mark.nightly  # ~500 shipped locales on both images: 10 min of a make test worker
 def test_the_packaged_policy_rejects_the_default_pair_naming_every_changed_locale(
         cli: Cli, tmp_path: Path) -> None:
     """`make gate`'s verdict: every shipped locale blocks, and glibc 2.41 sorts several of them
