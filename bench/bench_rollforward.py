@@ -7,7 +7,9 @@
 * ``setup_s`` and ``steps_s``: the cluster's start (3 nodes, data, backup, standbys restored)
   and the steps, from ``run.json``;
 * ``write_throughput_per_s``: acknowledged writes per second of the client load over the
-  steps, with the acknowledged, failed and indeterminate counts and ``lost``.
+  steps, with the acknowledged, failed and indeterminate counts and ``lost``;
+* ``step_times``: each step's time and what it measured (the lag before a switchover, the
+  unavailability window).
 
 Run (wrap it in the VM lock on a shared machine):
     .venv/bin/python bench/bench_rollforward.py [--runs N] [--scenario FILE] [--no-warm-up]
@@ -46,6 +48,10 @@ def _run(scenario: Path, out: Path) -> dict[str, Any]:
     return {"wall": wall, "exit": done.returncode, "setup": run["setup_seconds"],
             "steps": steps, "writes": run["writes"], "lost": lost,
             "throughput": acked / steps if steps else 0.0,
+            "step_times": [{"step": s["text"], "seconds": s["seconds"], "ok": s["ok"],
+                            **{k: v for k, v in s.get("detail", {}).items()
+                               if isinstance(v, int | float | str)}}
+                           for s in run["steps"]],
             "stderr_tail": done.stderr[-1500:]}
 
 
@@ -69,7 +75,8 @@ def main() -> int:
                "steps_s": gaterun.summary([r["steps"] for r in runs]),
                "write_throughput_per_s": gaterun.summary([r["throughput"] for r in runs]),
                "writes": [r["writes"] for r in runs], "lost": [r["lost"] for r in runs],
-               "exit_codes": [r["exit"] for r in runs], "scenario": args.scenario.name}
+               "exit_codes": [r["exit"] for r in runs], "scenario": args.scenario.name,
+               "step_times": [r["step_times"] for r in runs]}
     result = gaterun.write_result(OUT, figures, TARGETS, load_at_start)
     print(json.dumps(result, indent=2))
     return 0

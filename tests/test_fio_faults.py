@@ -70,10 +70,16 @@ def test_a_capped_request_size_is_rejected_naming_the_sequential_jobs(cli: Cli,
     deltas = _deltas(tmp_path)
     regressed = {i for i, d in deltas.items() if d["status"] == "regression"}
     for job in ("seqread-128k", "seqwrite-128k"):
-        assert f"{job}:bw" in regressed, sorted(regressed)
+        # which of a slowed job's metrics clears the corrected significance level depends on
+        # the other make test worker's load (bw at p=0.015 against alpha 0.01 once, while
+        # clat_p50 cleared it): the job must be named by at least one of its throughput or
+        # median-latency metrics, each with its ratio and interval
+        named = sorted(i for i in regressed if i.split(":")[0] == job)
+        assert set(named) & {f"{job}:{m}" for m in ("bw", "iops", "clat_p50")}, sorted(regressed)
         assert any(f"test_job[{job}]" in reason for reason in verdict["reasons"]), verdict
-        detail = deltas[f"{job}:bw"]["detail"]
-        assert "median ratio" in detail and "CI" in detail, detail
+        for item in named:
+            detail = deltas[item]["detail"]
+            assert "median ratio" in detail and "CI" in detail, detail
     assert not any(i.startswith("randread-4k-qd1:") for i in regressed), sorted(regressed)
     run_dir = (tmp_path / "reports" / "latest").resolve()
     summary = (run_dir / "summary.html").read_text()
