@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import Cli
+from tests.conftest import Cli, process_table
 
 FAULTS = Path(__file__).resolve().parent / "images"
 
@@ -77,10 +77,7 @@ def test_a_wrapper_the_image_lacks_is_exit_3_naming_the_command(cli: Cli,
     assert line in result.stderr, result.stderr[-2000:]
     assert verdict["exit_code"] == 3
     _no_lab_left(cli)
-    assert not any("distrogate.dnf.mirror" in p.read_text(errors="replace")
-                   for p in Path("/proc").glob("[0-9]*/cmdline")
-                   if p.exists() and str(cli.home) in p.read_text(errors="replace")), \
-        "the mirror was left running"
+    assert not process_table(cli.home, "distrogate.dnf.mirror"), "the mirror was left running"
 
 
 @pytest.mark.vm

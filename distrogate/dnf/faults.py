@@ -44,7 +44,7 @@ FAULT_CLASSES: dict[str, str] = {
 }
 #: classes whose scripts do not depend on a target
 TARGETLESS = {"unresolvable_mirror": "mirrorlist"}
-#: The quick profile's one target per class: where the documented mechanism acts. Metadata
+#: The quick profile's one target per path-based class: where the documented mechanism acts. Metadata
 #: downloads are not retried by librepo the way packages are (5xx, reset, truncation, a stall
 #: on repomd.xml or the metadata fail plain ``dnf makecache``); the low-speed abort needs a
 #: transfer longer than dnf's ``timeout`` (a package); failing over after a checksum
@@ -54,7 +54,6 @@ QUICK_TARGETS: dict[str, str] = {
     "http_503": "metadata", "http_500": "packages", "http_404_one_mirror": "repomd",
     "reset_mid_body": "metadata", "stall": "metadata", "slow_rate": "packages",
     "truncated_body": "repomd", "corrupt_body": "packages",
-    "unresolvable_mirror": "mirrorlist",
 }
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from distrogate.dnf.faults import FAULT_CLASSES, QUICK_TARGETS, TARGETS
+from distrogate.dnf.faults import FAULT_CLASSES, QUICK_TARGETS, TARGETLESS, TARGETS
 from distrogate.dnf.settings import DnfSettings, parse
 from distrogate.errors import InputError
 from distrogate.suites import find_suite
@@ -20,7 +20,7 @@ def test_defaults_are_the_quick_profile_every_class_once_with_the_reference_wrap
     assert settings.profile == "quick" and settings.speed == ("makecache",)
     assert settings.classes == tuple(FAULT_CLASSES)
     assert [c for c, _ in settings.cells] == list(FAULT_CLASSES)  # each class once
-    assert dict(settings.cells) == QUICK_TARGETS
+    assert dict(settings.cells) == {**QUICK_TARGETS, **TARGETLESS}
     assert settings.reference_wrapper
 
 
