@@ -9,6 +9,9 @@ A policy is a YAML mapping::
         note: "timings are noisy under TCG"     # optional
       - pattern: "suites/test_pg.py::*"
         mode: blocking
+      - pattern: "fio"             # blocking on regressions, while a comparison too noisy to
+        mode: blocking             # decide only advises (it never makes the verdict
+        noise: advisory            # inconclusive); noise: blocking (the default) keeps it an error
     waivers:
       - pattern: "suites/test_collation.py::test_locale_order[blocking]"   # a test id
         items: [de_DE.UTF-8]     # optional: only these items the test reports (locales, checks)
@@ -53,7 +56,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_POLICY_NAME = "policy/default.yaml"
 _TOP_KEYS = {"default", "rules", "waivers", "suites"}
-_RULE_KEYS = {"pattern", "mode", "note"}
+_RULE_KEYS = {"pattern", "mode", "noise", "note"}
 _WAIVER_KEYS = {"pattern", "items", "reason", "tracker", "expires"}
 ABSOLUTE_KEY = "absolute"  # suites.<name>.absolute: failures shared with the baseline count
 
@@ -95,11 +98,13 @@ class Mode(StrEnum):
 
 @dataclass(frozen=True)
 class Rule:
-    """A glob on nodeid or suite name and the mode it gives."""
+    """A glob on nodeid or suite name and the mode it gives; ``noise``: the mode of its tests'
+    comparisons that were too noisy to decide (inconclusive, no regression)."""
 
     pattern: str
     mode: Mode
     note: str = ""
+    noise: Mode = Mode.BLOCKING
 
     def matches(self, nodeid: str, suite: str) -> bool:
         """True when the pattern matches the nodeid or the suite name."""
@@ -140,6 +145,15 @@ class Policy:
         for rule in self.rules:
             if rule.matches(nodeid, suite):
                 return rule.mode
+        return self.default
+
+    def noise_mode_for(self, nodeid: str, suite: str) -> Mode:
+        """The mode of a test whose only trouble is a comparison too noisy to decide: the
+        first matching rule's ``noise`` (an advisory rule's tests advise anyway), else the
+        default mode. Blocking: the test is an error and the verdict inconclusive."""
+        for rule in self.rules:
+            if rule.matches(nodeid, suite):
+                return Mode.ADVISORY if rule.mode is Mode.ADVISORY else rule.noise
         return self.default
 
     def is_blocking(self, nodeid: str, suite: str) -> bool:
@@ -242,6 +256,7 @@ def _rules(source: str, value: Any) -> list[Rule]:
             pattern=_string(source, f"{key}.pattern", entry.get("pattern")),
             mode=_mode(source, f"{key}.mode", entry.get("mode")),
             note=_string(source, f"{key}.note", entry.get("note", ""), allow_empty=True),
+            noise=_mode(source, f"{key}.noise", entry.get("noise", "blocking")),
         ))
     return rules
 

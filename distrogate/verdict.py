@@ -14,7 +14,9 @@ The candidate is judged against the baseline:
   :class:`~distrogate.differential.Delta`): a failure whose regressions are all waived item by
   item is *waived*; a failure with no regression but failures the baseline shares is
   *also-fails-on-baseline*; a test that passed with an *inconclusive* delta (too noisy, a lab
-  too slow to judge a bound) is *error*: it decided nothing;
+  too slow to judge a bound) is *error*: it decided nothing. Under a policy rule with
+  ``noise: advisory``, such a test (inconclusive, no regression) is advisory instead: its
+  regressions still block, its noise does not make the verdict inconclusive;
 * ``suites.<name>.absolute: true`` in the policy makes failures the baseline shares count.
 
 Effective outcomes after waivers: ``passed``, ``failed``, ``error``, ``skipped``, ``waived``,
@@ -46,7 +48,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-from distrogate.differential import DeltaStatus, overall
+from distrogate.differential import Delta, DeltaStatus, overall
 from distrogate.fsutil import atomic_write_json
 from distrogate.policy import Mode, Policy, Waiver, item_subject
 from distrogate.results import Outcome, Results, TestRecord, headline, missing_records, worst
@@ -54,6 +56,10 @@ from distrogate.results import Outcome, Results, TestRecord, headline, missing_r
 log = logging.getLogger(__name__)
 
 _GROUP_NAMES = 6
+#: how the message of a test that passed with an inconclusive comparison begins (the fixture
+#: makes such a test an error: a lab too noisy or too slow to judge, not a verdict)
+INCONCLUSIVE = "inconclusive (the comparison could not decide"
+NOISE_ADVISES = "too noisy to decide; advisory by the policy's rule (noise: advisory)"
 _ITEMS_NAMED = 60
 
 
@@ -252,6 +258,10 @@ def _judge(nodeid: str, records: list[TestRecord], policy: Policy, today: date,
     if undecided and outcome is Outcome.PASSED:
         base = replace(base, effective=Effective.ERROR, message="\n".join(
             [f"inconclusive: {d.sentence()}: {d.detail}" for d in undecided] + [message]).strip())
+    if undecided and base.mode is Mode.BLOCKING and _only_noisy(records, deltas) \
+            and policy.noise_mode_for(nodeid, suite) is Mode.ADVISORY:
+        base = replace(base, mode=Mode.ADVISORY,
+                       message=f"{NOISE_ADVISES}: {base.message}".strip())
     if first.role == "candidate" and first.pair:
         base = _against_baseline(base, baselines.get(first.pair), absolute)
     if base.effective is not Effective.FAILED:
@@ -273,6 +283,15 @@ def _judge(nodeid: str, records: list[TestRecord], policy: Policy, today: date,
         return replace(base, effective=Effective.WAIVED, waiver=", ".join(patterns),
                        waived_items=tuple(i.id for i in waived))
     return replace(base, regressions=named, waived_items=tuple(i.id for i in waived))
+
+
+def _only_noisy(records: list[TestRecord], deltas: list[Delta]) -> bool:
+    """Whether a test's only trouble is a comparison too noisy to decide: no regression, and
+    every record passed or is the error an inconclusive comparison makes of a pass."""
+    return (not any(d.status is DeltaStatus.REGRESSION for d in deltas)
+            and all(r.outcome is Outcome.PASSED
+                    or (r.outcome is Outcome.ERROR and r.message.startswith(INCONCLUSIVE))
+                    for r in records))
 
 
 def _against_baseline(test: TestVerdict, baseline: Outcome | None, absolute: bool

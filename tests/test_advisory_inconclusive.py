@@ -1,6 +1,7 @@
 """pytest's own outcome agrees with the verdict for an inconclusive comparison: an error
 where the test blocks (the verdict would be inconclusive), an xfail "advisory (policy)"
-where the policy makes it advisory (the verdict ignores it)."""
+where the policy makes it advisory (the verdict ignores it), and an xfail naming the noise
+rule where the policy's rule blocks on regressions but lets noise advise."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def test_timing(record):
 @pytest.mark.parametrize(("mode", "returncode", "shown"), [
     ("blocking", 1, "FAILED test_noisy.py::test_timing - inconclusive"),
     ("advisory", 0, "XFAIL test_noisy.py::test_timing - advisory (policy): inconclusive"),
+    ("blocking, noise: advisory", 0,
+     "XFAIL test_noisy.py::test_timing - too noisy to decide; advisory by the policy's rule"),
 ])
 def test_an_inconclusive_comparison_fails_the_run_only_where_it_blocks(
         tmp_path: Path, mode: str, returncode: int, shown: str) -> None:

@@ -6,11 +6,21 @@ import json
 from datetime import date
 from pathlib import Path
 
+import pytest
 from synth import record, results
 
+from distrogate.differential import Delta, DeltaStatus
+from distrogate.errors import InputError
 from distrogate.policy import parse_policy
-from distrogate.results import Finding, Outcome
-from distrogate.verdict import Decision, Effective, decide, write_verdict
+from distrogate.results import Finding, Outcome, TestRecord
+from distrogate.verdict import (
+    INCONCLUSIVE,
+    NOISE_ADVISES,
+    Decision,
+    Effective,
+    decide,
+    write_verdict,
+)
 
 TODAY = date(2025, 6, 1)
 POLICY = parse_policy("""
@@ -121,3 +131,42 @@ def test_one_cause_erroring_many_tests_is_one_reason_naming_them() -> None:
         "(s::t0, s::t1, s::t2, s::t3, s::t4, s::t5 and 2 more)",
         "blocking test s::other errored: agent gone",
     ]
+
+
+NOISE_POLICY = parse_policy("""
+rules:
+  - {pattern: "fio", mode: blocking, noise: advisory}
+""", "noise.yaml")
+
+
+def _noisy(nodeid: str, *extra: Delta) -> TestRecord:
+    too_noisy = Delta(f"{nodeid}:p99", DeltaStatus.INCONCLUSIVE, "p99", "numeric",
+                      "too noisy to decide: median ratio +14 %")
+    return record(nodeid, Outcome.ERROR, suite="fio", deltas=[too_noisy, *extra],
+                  message=f"{INCONCLUSIVE}; a lab problem, not a verdict on the image): p99")
+
+
+def test_noise_advisory_makes_a_too_noisy_comparison_advise_while_regressions_block() -> None:
+    quiet = record("suites/test_fio.py::test_job[b]", suite="fio")
+    noisy = _noisy("suites/test_fio.py::test_job[a]")
+    verdict = decide(results(quiet, noisy), NOISE_POLICY, TODAY)
+    assert verdict.decision is Decision.PROMOTE, verdict.reasons
+    assert len(verdict.advisories) == 1 and NOISE_ADVISES in verdict.advisories[0]
+    # the same results under a policy without the noise rule: an error, inconclusive
+    assert decide(results(quiet, noisy), POLICY, TODAY).decision is Decision.INCONCLUSIVE
+    # a regression beside the noise still rejects
+    regressed = Delta("bw", DeltaStatus.REGRESSION, "bw", "numeric", "-45 %")
+    failed = record("suites/test_fio.py::test_job[c]", Outcome.FAILED, suite="fio",
+                    deltas=[regressed], message="bw -45 %")
+    assert decide(results(quiet, noisy, failed), NOISE_POLICY, TODAY).decision \
+        is Decision.REJECT
+    # an error that is not the noise (a lab failure) stays an error
+    broken = record("suites/test_fio.py::test_job[d]", Outcome.ERROR, suite="fio",
+                    deltas=[Delta("x", DeltaStatus.INCONCLUSIVE)], message="LabError: gone")
+    assert decide(results(quiet, broken), NOISE_POLICY, TODAY).decision \
+        is Decision.INCONCLUSIVE
+
+
+def test_a_bad_noise_mode_names_the_key() -> None:
+    with pytest.raises(InputError, match=r"rules\[0\].noise"):
+        parse_policy('rules:\n  - {pattern: fio, mode: blocking, noise: sometimes}\n', "p.yaml")
