@@ -10,6 +10,7 @@
 
 Run (wrap it in the VM lock on a shared machine; the A/A part takes ~4 min per repetition):
     .venv/bin/python bench/bench_fio.py [--gate-runs N] [--aa N] [--order sequential|parallel]
+    .venv/bin/python bench/bench_fio.py --rejudge   # the stored A/A samples, current rules
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Any
 
 import gaterun
 
+from distrogate.differential import Sample
 from distrogate.fio.calibrate import Repetition, calibrate, summarise
-from distrogate.fio.judge import rule_for
+from distrogate.fio.judge import judge_metric, rule_for
 from distrogate.fio.power import simulate
 from distrogate.fio.settings import FioSettings, parse
 from distrogate.images.resolve import resolve_image
@@ -68,6 +70,25 @@ def _aa_figures(reps: list[Repetition], settings: FioSettings, started: float
     return figures
 
 
+def _rejudge(stored: dict[str, Any], order: str) -> dict[str, Any]:
+    """The A/A figures judged again, by the current rules, from the samples a calibration
+    stored (``--rejudge``: no VM runs); its measuring time and date are kept."""
+    settings = parse({"order": order}, {}, "suites.fio")
+    reps = []
+    for rep in stored["samples"]:
+        judged = []
+        for key, (base, cand) in rep.items():
+            job, metric = key.split(":", 1)
+            judged.append(judge_metric(job, metric, Sample(tuple(base), ""),
+                                       Sample(tuple(cand), ""), settings))
+        reps.append(Repetition(judged, []))
+    figures = _aa_figures(reps, settings, time.monotonic())
+    figures["seconds"] = stored.get("seconds")
+    figures["samples_measured_at"] = stored.get("samples_measured_at")
+    figures["rejudged"] = "judged again from the stored samples by the current rules"
+    return figures
+
+
 def _aa(repetitions: int, order: str, keep: Callable[[dict[str, Any]], None]) -> None:
     """The A/A calibration; ``keep`` gets the figures after every repetition."""
     settings = parse({"order": order}, {}, "suites.fio")
@@ -89,6 +110,9 @@ def main() -> int:
     parser.add_argument("--gate-runs", type=int, default=1)
     parser.add_argument("--aa", type=int, default=5, help="A/A repetitions (0: skip)")
     parser.add_argument("--order", default="sequential", choices=("sequential", "parallel"))
+    parser.add_argument("--rejudge", action="store_true",
+                        help="judge the stored A/A samples again by the current rules "
+                             "(no VM runs; implies --gate-runs 0 --aa 0)")
     parser.add_argument("--reports-dir", type=Path, default=None,
                         help="keep the gate runs' reports here (default: a temporary folder)")
     args = parser.parse_args()
@@ -96,6 +120,14 @@ def main() -> int:
     previous = json.loads(OUT.read_text()) if OUT.exists() else {}
     figures: dict[str, Any] = dict(previous.get("figures", {}))
     load_at_start = os.getloadavg()
+    if args.rejudge:
+        args.gate_runs = args.aa = 0
+        key = f"aa_{args.order}"
+        figures[key] = _rejudge(figures[key], args.order)
+        figures[key]["samples_measured_at"] = figures[key].get("samples_measured_at") \
+            or previous.get("measured_at")
+        load_at_start = tuple(previous.get("host", {}).get("load_average_at_start",
+                                                             load_at_start))
     if args.gate_runs:
         with tempfile.TemporaryDirectory(prefix="bench-fio-") as tmp:
             where = args.reports_dir or Path(tmp)

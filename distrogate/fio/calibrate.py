@@ -77,9 +77,21 @@ def calibrate(lab_run: LabRun, image: ImageArtifact, settings: FioSettings,
             lab_run.destroy(machine)
 
 
+def decision(rep: Repetition, *, noise_advises: bool) -> str:
+    """What a gate run of ``rep``'s deltas decides: reject on a regression; else, where a
+    comparison too noisy to decide blocks (``noise: blocking``), inconclusive on one; else
+    promote (the packaged policy's fio rule: ``noise: advisory``)."""
+    if rep.count(DeltaStatus.REGRESSION):
+        return "reject"
+    if not noise_advises and rep.count(DeltaStatus.INCONCLUSIVE):
+        return "inconclusive"
+    return "promote"
+
+
 def summarise(reps: list[Repetition], settings: FioSettings) -> dict[str, Any]:
     """The calibration figures: false-positive rate per delta and per run, inconclusive
-    rates, and the median CV of every job's metric (both sides' samples)."""
+    rates, the median CV of every job's metric (both sides' samples), and each repetition's
+    decision under ``noise: advisory`` and ``noise: blocking``."""
     deltas = sum(len(r.judged) for r in reps)
     false = sum(r.count(DeltaStatus.REGRESSION) for r in reps)
     undecided = sum(r.count(DeltaStatus.INCONCLUSIVE) for r in reps)
@@ -99,6 +111,8 @@ def summarise(reps: list[Repetition], settings: FioSettings) -> dict[str, Any]:
         "inconclusive": undecided,
         "inconclusive_rate": undecided / deltas if deltas else 0.0,
         "runs_with_an_inconclusive": sum(r.count(DeltaStatus.INCONCLUSIVE) > 0 for r in reps),
+        "decisions": {"noise_advisory": [decision(r, noise_advises=True) for r in reps],
+                      "noise_blocking": [decision(r, noise_advises=False) for r in reps]},
         "median_cv": {k: round(statistics.median(v), 4) for k, v in sorted(cvs.items())},
         "regressions": [f"rep {i + 1}: {j.job}:{j.metric} ratio "
                         f"{j.effect.ratio:.3f}" if j.effect else f"rep {i + 1}: {j.job}:{j.metric}"
