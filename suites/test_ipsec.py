@@ -102,7 +102,7 @@ def test_every_pair_ran_every_step(ipsec_run: IpsecRun, suite_config: IpsecSetti
     implementations and the observations."""
     record.measure("ipsec_suite_wall_time", ipsec_run.wall_seconds, "s",
                    note="3 pairs (6 nodes, warm), every step")
-    doc = {pair: {"implementations": r.implementations,
+    doc = {pair: {"implementations": r.implementations, "seconds": r.seconds,
                   "observations": {s: o.value for s, o in r.observations.items()}}
            for pair, r in ipsec_run.results.items()}
     path = ipsec_run.workdir / "pairs.json"

@@ -59,6 +59,9 @@ class PairResult:
     evidence: dict[str, list[dict[str, str]]] = field(default_factory=dict)
     artifacts: dict[str, Path] = field(default_factory=dict)
     implementations: dict[str, str] = field(default_factory=dict)
+    #: wall seconds of each phase on this pair (``detect``, each step; ``traffic`` holds
+    #: ping6, esp_on_wire and xfrm_counters): where the suite's time goes
+    seconds: dict[str, float] = field(default_factory=dict)
 
     def ok(self, step: str) -> bool:
         """Whether ``step`` passed on this pair."""
@@ -150,21 +153,28 @@ class PairRun:
                                                  + (node.impl.describe() if node.impl else "none"))
         wanted = set(self.settings.steps)
         if "kernel_sa" in wanted:
-            self._kernel_sa()
-        if not self._config_loads():
+            self._timed("kernel_sa", self._kernel_sa)
+        if not self._timed("config_loads", self._config_loads):
             self._skip(self.settings.steps, "the configuration did not load (config_loads)")
             return self.result
-        if not self._sa_up():
+        if not self._timed("sa_up", self._sa_up):
             self._skip(self.settings.steps, "no SA came up (sa_up)")
             return self.result
         if wanted & {"ping6", "esp_on_wire", "xfrm_counters"}:
-            self._traffic()
+            self._timed("traffic", self._traffic)
         later = {"large_packets": self._large_packets, "daemon_restart": self._daemon_restart,
                  "rekey": self._rekey, "peer_reboot": self._peer_reboot}
         for step, run in later.items():
             if step in wanted:
-                run()
+                self._timed(step, run)
         return self.result
+
+    def _timed(self, phase: str, step: Callable[[], Any]) -> Any:
+        started = time.monotonic()
+        try:
+            return step()
+        finally:
+            self.result.seconds[phase] = round(time.monotonic() - started, 1)
 
     def _kernel_sa(self) -> None:
         self._mark()
@@ -270,7 +280,8 @@ class PairRun:
         counts = self._sa_pair() if ran.ok else (0, 0)
         ok = ran.ok and min(counts) >= 1
         took = time.monotonic() - started
-        self._record(step, ok, f"{what}: " + ("SA and ping6 back" if ok else
+        self._record(step, ok, f"{what}: " + (f"SA and ping6 back {took:.0f}s after the "
+                                               "start" if ok else
                                                f"no SA and ping6 within {bound:g}s "
                                                f"(kernel SAs {counts}): {ran.output[-300:]}"),
                      took if ok else None)
@@ -330,8 +341,9 @@ class PairRun:
             self._record("peer_reboot", False, f"{self.b.name} did not come back: {exc}")
             return
         self.b.since = 0.0  # logs of the new boot
+        booted = time.monotonic() - started
         self._come_back("peer_reboot", 2 * self.settings.sa_up_seconds, started,
-                        f"{self.b.name} rebooted")
+                        f"{self.b.name} rebooted (back in {booted:.0f}s)")
 
 
 @dataclass(frozen=True)
@@ -353,10 +365,16 @@ def run_pairs(plans: list[PairPlan], settings: IpsecSettings, workdir: Path,
         make_ca(workdir / "pki")  # one CA, before the pairs issue their certificates
 
     def one(plan: PairPlan) -> PairResult:
-        a = IkeNode.detect(plan.a, settings.implementation)
-        b = IkeNode.detect(plan.b, settings.implementation)
-        return PairRun(plan.pair, a, b, plan.network, settings, workdir,
-                       lambda path: capture(plan.network, path)).run()
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="ipsec-detect") as pool:
+            found_a = pool.submit(IkeNode.detect, plan.a, settings.implementation)
+            found_b = pool.submit(IkeNode.detect, plan.b, settings.implementation)
+            a, b = found_a.result(), found_b.result()
+        detected = round(time.monotonic() - started, 1)
+        result = PairRun(plan.pair, a, b, plan.network, settings, workdir,
+                         lambda path: capture(plan.network, path)).run()
+        result.seconds = {"detect": detected, **result.seconds}
+        return result
 
     if not parallel:
         return {plan.pair: one(plan) for plan in plans}
