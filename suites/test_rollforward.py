@@ -34,7 +34,7 @@ from distrogate.scenario.images import check_images
 from distrogate.scenario.judge import FarLonger
 from distrogate.scenario.model import ServiceSource, as_control
 from distrogate.scenario.pgnode import container_spec
-from distrogate.scenario.runner import ScenarioRun, run_scenario
+from distrogate.scenario.runner import ScenarioRun, StepResult, run_scenario
 from distrogate.scenario.settings import RollforwardSettings
 from fixtures.recording import Recorder
 from fixtures.session import record_input_error
@@ -138,6 +138,12 @@ def _judge_checks(record: Recorder, scenario: str, found: dict[str, ScenarioRun]
     assert delta.status is not DeltaStatus.REGRESSION, delta.detail
 
 
+def _key(step: StepResult) -> str:
+    """``3:add n4``: a step's index and what it does, the same on both runs (its text names
+    the image, which is the baseline in the control and the candidate in the real run)."""
+    return f"{step.index}:{step.text.split(' (')[0]}"
+
+
 def test_steps(scenario: str, runs: Runs, record: Recorder) -> None:
     """Every step ran on the real run as on the control (a step failing in both is not a
     regression); the writers' counts and the step times are measured."""
@@ -146,7 +152,7 @@ def test_steps(scenario: str, runs: Runs, record: Recorder) -> None:
     for side, run in found.items():
         record.observe("setup", side, Value(run.setup_error or "ok"))
         for step in run.steps:
-            record.observe(f"step{step.index}:{step.text}", side, Value(step.ok))
+            record.observe(f"step{_key(step)}", side, Value(step.ok))
         for name, count in run.writes.items():
             record.measure(f"{RUNS[side]}_writes_{name}", count, "writes")
         record.measure(f"{RUNS[side]}_wall_time", run.wall_seconds, "s")
@@ -156,7 +162,7 @@ def test_steps(scenario: str, runs: Runs, record: Recorder) -> None:
         regressions.append(delta.detail)
     control = {s.index: s for s in found["baseline"].steps}
     for step in found["candidate"].steps:
-        check_id = f"step{step.index}:{step.text}"
+        check_id = f"step{_key(step)}"
         if step.index not in control:
             record.observe(check_id, "baseline", Value(None))
         delta = record.compare(check_id, Exact(expected=Value(True), wanted="the step ran"),
@@ -223,9 +229,9 @@ def test_step_times(scenario: str, runs: Runs, suite_config: RollforwardSettings
     regressions = []
     for side, run in found.items():
         for step in run.steps:
-            record.observe(f"time:{step.index}:{step.text}", side, Value(step.seconds))
+            record.observe(f"time:{_key(step)}", side, Value(step.seconds))
             if "window_seconds" in step.detail:
-                record.observe(f"window:{step.index}:{step.text}", side,
+                record.observe(f"window:{_key(step)}", side,
                                Value(step.detail["window_seconds"]))
                 record.measure(f"{RUNS[side]}_window_{step.index}",
                                step.detail["window_seconds"], "s", note=step.text)
@@ -233,8 +239,8 @@ def test_step_times(scenario: str, runs: Runs, suite_config: RollforwardSettings
                 record.measure(f"{RUNS[side]}_lag_before_{step.index}",
                                step.detail["lag_bytes_before"], "bytes", note=step.text)
     for check_id in sorted({k for run in found.values() for k in
-                            [f"time:{s.index}:{s.text}" for s in run.steps]
-                            + [f"window:{s.index}:{s.text}" for s in run.steps
+                            [f"time:{_key(s)}" for s in run.steps]
+                            + [f"window:{_key(s)}" for s in run.steps
                                if "window_seconds" in s.detail]}):
         delta = record.compare(check_id, rule, title=f"{scenario}: {check_id}")
         if delta.status is DeltaStatus.REGRESSION:

@@ -136,3 +136,32 @@ def test_an_interrupt_mid_scenario_leaves_nothing_behind(cli: Cli, tmp_path: Pat
     assert "Traceback" not in output, output[-3000:]
     cli.assert_nothing_left()
     assert _no_scenario_processes(cli.home) == []
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+@pytest.mark.nightly  # roll-forward VM runs take 5-30 min here: make nightly
+def test_a_fault_only_old_and_new_nodes_together_show_is_rejected_in_the_middle(
+        cli: Cli, tmp_path: Path) -> None:
+    """The second planted fault (tests/images/rollforward-verify-ca.yaml): the new image's
+    PostgreSQL verifies the replication peer's certificate against the fleet's CA, which the
+    old nodes' self-signed certificates fail. The roll-forward rejects, naming the first
+    step that mixes old and new nodes and the standby's TLS error; the same scenario with the
+    candidate on both sides (new nodes only) runs clean."""
+    candidate = str(IMAGES / "rollforward-verify-ca.yaml")
+    policy = _policy(tmp_path, "suites:\n"
+                     f"  rollforward: {{directory: {SCENARIOS}, scenarios: [mixed-nodes]}}\n")
+    result, verdict, results = _gate(cli, tmp_path, candidate,
+                                     str(IMAGES / "rollforward-pg.yaml"), policy, "rollforward")
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert verdict["decision"] == "reject"
+    assert any("test_steps[mixed-nodes]" in reason for reason in verdict["reasons"]), verdict
+    findings = [f for r in results["records"] for f in r.get("findings", [])]
+    failed = [f for f in findings if "step 1 (add n3" in f["title"]]
+    assert failed, [f["title"] for f in findings]
+    assert "certificate verify failed" in failed[0]["detail"], failed[0]["detail"]
+    alone = cli("scenario", "run", str(SCENARIOS / "mixed-nodes.yaml"), "--candidate",
+                candidate, "--baseline", candidate, "--out", str(tmp_path / "new-only"),
+                timeout=3000)
+    assert alone.returncode == 0, alone.stderr[-3000:]
+    cli.assert_nothing_left()

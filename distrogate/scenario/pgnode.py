@@ -431,7 +431,9 @@ class PgNode:
                       "--log-level-console=warn", "restore"], timeout=timeout)
             self.start(timeout=timeout)
             self.following = primary.address
-            self.wait_streaming(timeout=timeout)
+            # the restore's bound covers the copy and the archive's WAL; a standby that has
+            # started and does not stream within START_TIMEOUT will not (its log says why)
+            self.wait_streaming(timeout=min(timeout, START_TIMEOUT))
 
     def wait_streaming(self, *, timeout: float = START_TIMEOUT) -> None:
         """Wait until this standby's WAL receiver streams from its primary."""

@@ -106,3 +106,17 @@ def test_a_read_while_the_load_runs_is_judged_as_of_its_time() -> None:
     assert check_keys(judged, [3]).lost == (1,)
     assert check_keys(judged, [1, 4]).unexpected == (4,)
     assert check_keys(judged, [1, 5]).failed_present == (5,)
+
+
+def test_a_step_is_the_same_check_on_the_control_and_the_real_run() -> None:
+    """An add step's text names the image (the baseline in the control, the candidate in the
+    real run); the check it is judged as must not, or a failing add on the candidate would
+    have no control to be judged against (and passed unjudged, as it once did)."""
+    from distrogate.scenario.runner import StepResult
+    from suites.test_rollforward import _key
+
+    control = StepResult(1, "add", "add n3 (baseline)")
+    real = StepResult(1, "add", "add n3 (candidate)")
+    assert _key(control) == _key(real) == "1:add n3"
+    assert _key(StepResult(2, "catch_up", "catch up n3 (lag <= 1048576 B)")) == "2:catch up n3"
+    assert _key(StepResult(3, "switchover", "switchover to n3")) == "3:switchover to n3"
