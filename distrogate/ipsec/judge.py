@@ -26,10 +26,16 @@ PAIRS = (BB, CC, CB)
 ARROWS = {BB: "baseline↔baseline", CC: "candidate↔candidate", CB: "candidate↔baseline"}
 
 
-def outcome(ok: bool, detail: str = "", seconds: float | None = None) -> Value:
-    """The observation of one step on one pair."""
-    return Value({"ok": bool(ok), "seconds": None if seconds is None else round(seconds, 2),
-                  "detail": detail})
+def outcome(ok: bool, detail: str = "", seconds: float | None = None,
+            waited: float | None = None) -> Value:
+    """The observation of one step on one pair; ``waited``: for a step that failed because a
+    bounded wait ran out, the seconds it waited."""
+    fields: dict[str, Any] = {"ok": bool(ok),
+                              "seconds": None if seconds is None else round(seconds, 2),
+                              "detail": detail}
+    if waited is not None:
+        fields["waited"] = round(waited, 2)
+    return Value(fields)
 
 
 def _fields(obs: Observation | None) -> dict[str, Any]:
@@ -48,7 +54,9 @@ class StepRule:
     """A step on a candidate pair (``pair``: candidate-candidate or candidate-baseline) judged
     against the same step on the baseline pair. ``interop_ok``: for candidate-baseline, whether
     candidate↔candidate passed the step (a failure then is an interop regression). ``bound``:
-    seconds the step may take, judged against the baseline pair's time (0: no bound)."""
+    seconds the step may take, judged against the baseline pair's time (0: no bound). A
+    candidate whose bounded wait ran out (``waited`` in its observation) while the baseline
+    pair needed more than ``1 / margin`` of that wait is inconclusive, not a regression."""
 
     step: str
     pair: str
@@ -81,6 +89,15 @@ class StepRule:
                                  f"{said(base)}: too close to the {self.bound:g}s bound to "
                                  f"judge (the lab is too slow)")
             status = timed
+        waited, took = cand.get("waited"), base.get("seconds")
+        if status is DeltaStatus.REGRESSION and isinstance(waited, int | float) \
+                and isinstance(took, int | float) and took * self.margin > waited:
+            # the candidate's wait ran out, and the baseline pair needed more than 1/margin of
+            # that wait on the same lab: a slow lab, not the image, may have run it out
+            return Judgement(DeltaStatus.INCONCLUSIVE,
+                             f"{arrow} {self.step}: {said(cand)}; the baseline pair needed "
+                             f"{took:.0f}s of the {waited:g}s the candidate waited: too slow a "
+                             f"lab to tell a hang from slowness")
         if status is DeltaStatus.REGRESSION:
             prefix = ("interop regression: candidate↔baseline fails at "
                       f"{self.step} while candidate↔candidate works"

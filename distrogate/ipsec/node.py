@@ -34,6 +34,7 @@ class Ran:
     ok: bool
     output: str
     seconds: float
+    timed_out: bool = False  # killed at its bound (the output says so)
 
 
 class IkeNode:
@@ -64,7 +65,7 @@ class IkeNode:
         try:
             result = self.machine.execute(command, timeout=timeout)
         except GuestCommandTimeout as exc:
-            return Ran(False, str(exc), time.monotonic() - started)
+            return Ran(False, str(exc), time.monotonic() - started, timed_out=True)
         return Ran(result.exit_code == 0, (result.stdout_text + result.stderr_text).strip(),
                    time.monotonic() - started)
 

@@ -55,3 +55,19 @@ def test_the_time_bound_is_judged_against_the_baseline_pair() -> None:
 def test_an_unobserved_side_fails() -> None:
     delta = compare("x", StepRule("ping6", CC), outcome(True), None)
     assert delta.status is DeltaStatus.REGRESSION and "not observed" in delta.detail
+
+
+def test_a_wait_that_ran_out_where_the_baseline_needed_most_of_it_is_inconclusive() -> None:
+    """A peer that did not reboot within 300 s while the baseline pair's took 293 s on the
+    same lab says the lab was slow, not that the image hangs; 60 s on the baseline says the
+    image does."""
+    rule = StepRule("peer_reboot", CC)
+    hung = outcome(False, "cc2 did not come back: still not done after 300s", waited=300.4)
+    slow = compare("r", rule, outcome(True, "rebooted", 340.8), hung)
+    assert slow.status is DeltaStatus.INCONCLUSIVE, slow.detail
+    assert "too slow a lab" in slow.detail
+    quick = compare("r", rule, outcome(True, "rebooted", 60.0), hung)
+    assert quick.status is DeltaStatus.REGRESSION, quick.detail
+    # a failure that is not a wait running out stays a regression however slow the lab
+    broken = compare("r", rule, outcome(True, "rebooted", 340.8), outcome(False, "no unit"))
+    assert broken.status is DeltaStatus.REGRESSION
