@@ -47,8 +47,8 @@ test: setup lint type
 	$(PYTEST) -n $(PYTEST_WORKERS) -p no:cacheprovider -rfEsx --durations=40 -m "not nightly" \
 	  --policy examples/fleet-policy.yaml tests suites
 
-## nightly: what `make test` leaves out: the fio suite on the default pair and an A/A fio
-## gate (make test's time budget; fio's noise on this shared 2-core TCG host advises), `make
+## nightly: what `make test` leaves out: the fio suite on the default pair, the clean and A/A
+## fio gates (make test's time budget; their fio load slows the other worker's guests), `make
 ## gate`'s own collation verdict under the packaged policy (every shipped locale), and the
 ## roll-forward VM tests (every scenario twice, the seed incident, an interrupt, the cluster
 ## and the IPsec mesh: 5-30 min each here, past make test's 45 minutes).
