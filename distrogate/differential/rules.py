@@ -45,7 +45,9 @@ class Exact:
     With an expectation (``expected``: the observation a good image gives, or ``predicate``:
     whether an observation is good; ``wanted`` says it in words), each side is judged on its
     own and the two combine as :func:`~distrogate.differential.status.judge` does: fixed,
-    also-fails-on-baseline, regression, unchanged."""
+    also-fails-on-baseline, regression, unchanged. A failing candidate whose baseline was
+    never observed (``None``) is *inconclusive*: with no control on the same lab, "the
+    baseline fails too" would be a guess that promotes."""
 
     expected: Observation | None = None
     predicate: Callable[[Observation | None], bool] | None = None
@@ -68,6 +70,11 @@ class Exact:
                                                      f"{_shown(candidate)}")
         wanted = self.wanted or (_shown(self.expected) if self.expected is not None
                                  else "the expected result")
+        if baseline is None and not self._ok(candidate):
+            return Judgement(DeltaStatus.INCONCLUSIVE,
+                             f"expected {wanted}; the candidate gave {_shown(candidate)}, and "
+                             "the baseline was not observed (no control on this lab): whether "
+                             "the failure is new cannot be told")
         status = judge(self._ok(candidate), self._ok(baseline))
         detail = {
             DeltaStatus.UNCHANGED: f"both images give {wanted}",

@@ -166,3 +166,14 @@ def test_a_delta_round_trips_and_the_worst_status_sums_up() -> None:
     assert delta.sentence() == "x: letters"
     assert overall([delta, Delta("y", DeltaStatus.FIXED)]) is DeltaStatus.REGRESSION
     assert overall([]) is None
+
+
+def test_exact_with_no_baseline_observation_is_inconclusive_not_also_fails() -> None:
+    """A failing candidate with no control (the baseline never ran the check) must not pass
+    as "the baseline fails too": that guess would promote."""
+    rule = Exact(expected=Value(True), wanted="the step ran")
+    judged = rule.decide(None, Value(False))
+    assert judged.status is DeltaStatus.INCONCLUSIVE
+    assert "not observed" in judged.detail
+    assert rule.decide(None, Value(True)).status is DeltaStatus.FIXED
+    assert rule.decide(Value(False), Value(False)).status is DeltaStatus.ALSO_FAILS_ON_BASELINE
