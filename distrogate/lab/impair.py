@@ -7,7 +7,8 @@ Run inside the lab's network namespace as a plain script (standard library only)
 The caller has taken the node's tap device off its bridge and put ``PORT`` (one end of a
 veth pair whose other end is on the bridge) in its place. Frames from the node pass at once;
 frames to the node are held for ``DELAY_MS``. Frames larger than the port's MTU (segmentation
-offload) cannot be re-sent and are dropped. SIGTERM ends it; the caller re-plugs the tap.
+offload) cannot be re-sent and are dropped. It writes ``relay ready`` once both sockets are open, and
+the caller waits for that line. SIGTERM ends it; the caller re-plugs the tap.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ import time
 
 ETH_P_ALL = 0x0003
 PACKET_OUTGOING = 4
+#: the line the relay writes once both sockets are open
+READY = "relay ready"
 
 
 def _open(ifname: str) -> socket.socket:
@@ -48,6 +51,8 @@ def relay(node_if: str, port_if: str, delay_s: float) -> None:
 
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
+    sys.stdout.write(f"{READY}\n")  # the caller waits for this before the link counts as delayed
+    sys.stdout.flush()
     while running:
         now = time.monotonic()
         while held and held[0][0] <= now:

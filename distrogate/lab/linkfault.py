@@ -22,6 +22,7 @@ import hashlib
 import logging
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import TracebackType
@@ -36,6 +37,7 @@ from distrogate.lab.vm import VM
 log = logging.getLogger(__name__)
 
 TIMEOUT = 30.0
+RELAY_READY_SECONDS = 30.0  # the delay relay (a Python process) opening its sockets
 
 
 class Link:
@@ -187,8 +189,29 @@ ip link set {port} up promisc on
 ip link set {bridge_end} master {bridge} up
 ip link set {tap} nomaster promisc on""")
         logfile = self.vm.directory / f"relay-{tap}.log"
+        start = logfile.stat().st_size if logfile.exists() else 0  # earlier relays' lines
         self._relay = proc.spawn(self.lab.host_argv(
-            [sys.executable, str(Path(impair.__file__)), tap, port, str(ms)]), log_file=logfile)
+            [sys.executable, "-u", str(Path(impair.__file__)), tap, port, str(ms)]),
+            log_file=logfile)
+        self._wait_for_relay(logfile, start)
+
+    def _wait_for_relay(self, logfile: Path, start: int) -> None:
+        """Until the relay has both sockets open (frames sent earlier would be lost: the tap
+        is off its bridge already), bounded by :data:`RELAY_READY_SECONDS`."""
+        deadline = time.monotonic() + RELAY_READY_SECONDS
+        while True:
+            with logfile.open("rb") as handle:
+                handle.seek(start)
+                text = handle.read().decode(errors="replace")
+            if impair.READY in text:
+                return
+            assert self._relay is not None
+            if self._relay.poll() is not None or time.monotonic() > deadline:
+                said = text.strip()[-300:] or "nothing"
+                self._stop_relay()
+                raise LabError(f"{self.label}: the delay relay did not start within "
+                               f"{RELAY_READY_SECONDS:g}s (it said: {said})")
+            time.sleep(0.05)
 
     def _stop_relay(self) -> None:
         port, _bridge_end = self._port_names()
