@@ -165,3 +165,24 @@ def test_a_fault_only_old_and_new_nodes_together_show_is_rejected_in_the_middle(
                 timeout=3000)
     assert alone.returncode == 0, alone.stderr[-3000:]
     cli.assert_nothing_left()
+
+
+@pytest.mark.vm
+@pytest.mark.slow
+@pytest.mark.nightly  # roll-forward VM runs take 5-30 min here: make nightly
+def test_a_clean_derived_candidate_rolled_forward_onto_promotes(cli: Cli, tmp_path: Path) -> None:
+    """The control of the planted faults: the roll-forward baseline plus a harmless package
+    (tests/images/rollforward-harmless.yaml), through the scenario that rejects
+    rollforward-verify-ca, promotes with every step run, nothing lost and amcheck clean."""
+    policy = _policy(tmp_path, "suites:\n"
+                     f"  rollforward: {{directory: {SCENARIOS}, scenarios: [mixed-nodes]}}\n")
+    result, verdict, results = _gate(cli, tmp_path, str(IMAGES / "rollforward-harmless.yaml"),
+                                     str(IMAGES / "rollforward-pg.yaml"), policy, "rollforward")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert verdict["decision"] == "promote", verdict
+    outcomes = {r["nodeid"].split("::")[-1]: r["outcome"] for r in results["records"]}
+    for test in ("test_steps[mixed-nodes]", "test_no_lost_writes[mixed-nodes]",
+                 "test_amcheck_clean[mixed-nodes]"):
+        assert outcomes.get(test) == "passed", outcomes
+    cli.assert_nothing_left()
+
