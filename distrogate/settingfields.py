@@ -51,6 +51,14 @@ def integer(raw: Mapping[str, Any], key: str, default: int, low: int, high: int,
     return value
 
 
+def flag(raw: Mapping[str, Any], key: str, default: bool, where: str) -> bool:
+    """A yes/no setting (YAML ``true`` or ``false``)."""
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise InputError(f"{where}.{key}: expected true or false, got {value!r}")
+    return value
+
+
 def names(raw: Mapping[str, Any], key: str, known: Iterable[str], where: str, *,
           what: str = "", allow_all: bool = False, allow_none: bool = False
           ) -> tuple[str, ...]:

@@ -12,8 +12,11 @@ Each job is one test, ``test_job[<job>]``; each of its metrics (iops, bandwidth,
 latency p50/p99/p99.9) is a check ``<job>:<metric>`` judged by the numeric rule
 (:mod:`distrogate.fio.judge`): a regression needs significance after correction for the number
 of metrics, a ratio beyond the practical threshold and an interval clear of no change; too noisy
-is an *error*, never a reject. Every run's fio JSON and a plot per job are artifacts; the report
-embeds the plots.
+is an *error*, never a reject. A job with a regression is measured again (``confirm``, on by
+default: as many interleaved runs, that job alone), and a regression stands only where those
+runs show it on their own too; where they do not, the metric is inconclusive (too noisy).
+Every run's fio JSON and a plot per job (of the first runs) are artifacts; the report embeds
+the plots.
 
 Settings: the policy's ``suites: {fio: {...}}`` (:mod:`distrogate.fio.settings`); profile
 ``--fio-profile quick|nightly``.
@@ -25,8 +28,8 @@ import json
 import logging
 import statistics
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,7 @@ from distrogate.fio import guest
 from distrogate.fio.disk import DEVICE, SERIAL, data_disk, describe
 from distrogate.fio.guest import GuestSetup, MeasuredRun
 from distrogate.fio.jobs import JOBS, METRICS, check_id
-from distrogate.fio.judge import Judged, judge_metric, rule_for, summary_line
+from distrogate.fio.judge import Judged, confirmed, judge_metric, rule_for, summary_line
 from distrogate.fio.plots import Panel, job_svg
 from distrogate.fio.power import cv_of, simulate
 from distrogate.fio.schedule import Side, measure, samples
@@ -66,17 +69,31 @@ class FioRun:
     outputs: list[tuple[str, Path]] = field(default_factory=list)
     judged: dict[str, list[Judged]] = field(default_factory=dict)
     plots: dict[str, Path] = field(default_factory=dict)
+    #: the jobs measured again because the first runs showed a regression, and those runs
+    confirmed_jobs: tuple[str, ...] = ()
+    confirm_runs: list[MeasuredRun] = field(default_factory=list)
+
+
+def _judge_runs(run: FioRun, runs: list[MeasuredRun], job: str) -> list[Judged]:
+    return [judge_metric(job, metric,
+                         samples(runs, "baseline", job, metric, run.setups["baseline"].engine),
+                         samples(runs, "candidate", job, metric, run.setups["candidate"].engine),
+                         run.settings)
+            for metric in run.settings.metrics]
+
+
+def _regressed(run: FioRun) -> tuple[str, ...]:
+    return tuple(job for job, judged in run.judged.items()
+                 if any(j.status is DeltaStatus.REGRESSION for j in judged))
 
 
 def _judge_and_plot(run: FioRun) -> None:
     settings = run.settings
     for job in settings.jobs:
-        judged = [judge_metric(job, metric,
-                               samples(run.runs, "baseline", job, metric,
-                                       run.setups["baseline"].engine),
-                               samples(run.runs, "candidate", job, metric,
-                                       run.setups["candidate"].engine), settings)
-                  for metric in settings.metrics]
+        judged = _judge_runs(run, run.runs, job)
+        if job in run.confirmed_jobs:
+            again = _judge_runs(run, run.confirm_runs, job)
+            judged = [confirmed(first, again) for first in judged]
         run.judged[job] = judged
         panels = [Panel(j.metric, METRICS[j.metric].title, j.delta.baseline,  # type: ignore[arg-type]
                         j.delta.candidate, j.effect, j.status)  # type: ignore[arg-type]
@@ -111,15 +128,26 @@ def fio_run(lab_run: LabRun, candidate_image: ImageArtifact, baseline_image: Ima
                             lab_run.node_of(machines[role])[0]) for role in ROLES}
         outputs: list[tuple[str, Path]] = []
 
-        def keep(done: MeasuredRun) -> None:
-            path = workdir / f"{done.role}-run{done.index + 1:02d}.json"
-            path.write_text(done.output)
-            outputs.append((f"fio JSON, {done.role} run {done.index + 1}", path))
+        def keeper(kind: str) -> Callable[[MeasuredRun], None]:
+            def keep(done: MeasuredRun) -> None:
+                path = workdir / f"{done.role}-{kind}{done.index + 1:02d}.json"
+                path.write_text(done.output)
+                outputs.append((f"fio JSON, {done.role} {kind} {done.index + 1}", path))
+            return keep
 
-        runs = measure(sides, settings, keep)
+        runs = measure(sides, settings, keeper("run"))
         result = FioRun(settings, setups, disks, runs, time.monotonic() - started, workdir,
                         outputs)
         _judge_and_plot(result)
+        regressed = _regressed(result)
+        if settings.confirm and regressed:
+            log.info("fio: a regression in %s; measuring %s again (%d runs a side) to confirm",
+                     ", ".join(regressed), "it" if len(regressed) == 1 else "them",
+                     settings.runs)
+            result.confirmed_jobs = regressed
+            result.confirm_runs = measure(sides, replace(settings, jobs=regressed),
+                                          keeper("confirm"))
+            _judge_and_plot(result)
         result.wall_seconds = time.monotonic() - started
         yield result
     finally:
@@ -141,6 +169,9 @@ def _setup_doc(run: FioRun) -> dict[str, Any]:
                       "prepare_seconds": round(r.prepare_seconds, 2),
                       "run_seconds": round(r.run_seconds, 2), "fio": r.result.version}
                      for r in run.runs],
+            "confirmed_jobs": list(run.confirmed_jobs),
+            "confirm_runs": [{"role": r.role, "index": r.index, "started": r.started,
+                              "jobs": sorted(r.result.jobs)} for r in run.confirm_runs],
             "judged": {job: [summary_line(j) for j in judged]
                        for job, judged in run.judged.items()}}
 
@@ -210,8 +241,8 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 def test_job(job: str, fio_run: FioRun, record: Recorder) -> None:
     """One job's metrics on both images, each judged by the numeric rule; the plot of the two
     samples with the ratio and its interval. A regression is a finding naming the job, the
-    metric, the ratio and its interval; too noisy makes the test an error."""
-    settings = fio_run.settings
+    metric, the ratio and its interval (a regression the confirmation runs repeat); too noisy
+    makes the test an error."""
     record.artifact(f"plot: {job}", fio_run.plots[job], "plot")
     regressions = []
     for judged in fio_run.judged[job]:
@@ -219,7 +250,8 @@ def test_job(job: str, fio_run: FioRun, record: Recorder) -> None:
         assert judged.delta.baseline is not None and judged.delta.candidate is not None
         record.observe(cid, "baseline", judged.delta.baseline)
         record.observe(cid, "candidate", judged.delta.candidate)
-        delta = record.compare(cid, rule_for(judged.metric, settings), title=judged.delta.title)
+        delta = judged.delta  # the rule's judgement, with the confirmation runs' say
+        record.add_delta(delta)
         if judged.effect is not None:
             record.measure(f"{judged.metric}_ratio", judged.effect.ratio, "ratio",
                            note=f"CI [{judged.effect.low:.3f}, {judged.effect.high:.3f}]")

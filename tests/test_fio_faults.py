@@ -64,9 +64,9 @@ def test_a_bad_setting_is_exit_3_before_any_boot(cli: Cli, tmp_path: Path, setti
 def test_a_capped_request_size_is_rejected_naming_the_sequential_jobs(cli: Cli,
                                                                       tmp_path: Path) -> None:
     """max_sectors_kb=4 on every virtio disk: 128k sequential I/O is split into 4k requests.
-    The verdict rejects, naming the sequential jobs' metrics with ratios and intervals; the
-    4k QD1 latency job is not named; the report embeds the plots. (Under the packaged
-    policy's fio rule: regressions block.)"""
+    The verdict rejects, naming the sequential jobs' metrics with ratios and intervals,
+    confirmed by a repeat of those jobs; the 4k QD1 latency job is not named; the report
+    embeds the plots. (Under the packaged policy's fio rule: regressions block.)"""
     result, verdict = _gate(cli, tmp_path, str(FAULTS / "fio-max-sectors.yaml"))
     assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
     assert verdict["decision"] == "reject"
@@ -83,11 +83,13 @@ def test_a_capped_request_size_is_rejected_naming_the_sequential_jobs(cli: Cli,
         for item in named:
             detail = deltas[item]["detail"]
             assert "median ratio" in detail and "CI" in detail, detail
+            assert "confirmed by the repeat" in detail, detail  # six fresh runs a side agree
     assert not any(i.startswith("randread-4k-qd1:") for i in regressed), sorted(regressed)
     run_dir = (tmp_path / "reports" / "latest").resolve()
     summary = (run_dir / "summary.html").read_text()
     assert summary.count('<img src="data:image/svg+xml;base64,') == len(JOBS)
     assert len(list((run_dir / "fio").glob("*-run*.json"))) == 12  # 6 runs per image
+    assert len(list((run_dir / "fio").glob("*-confirm*.json"))) == 12  # and 6 to confirm
 
 
 @pytest.mark.vm

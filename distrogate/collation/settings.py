@@ -34,6 +34,7 @@ from distrogate.collation.compare import STRCOLL_STRIDE
 from distrogate.collation.corpus import SIZES
 from distrogate.collation.guest import normalize_locale
 from distrogate.errors import InputError
+from distrogate.settingfields import flag
 
 KEYS = ("locales", "blocking_locales", "corpus", "dedupe", "jobs", "hypothesis_examples",
         "strcoll_stride")
@@ -76,9 +77,7 @@ def parse_settings(raw: dict[str, Any] | None, *, corpus_override: str | None = 
     corpus = corpus_override or raw.get("corpus", "quick")
     if corpus not in SIZES:
         raise InputError(f"{where}.corpus: {corpus!r} is not one of {', '.join(SIZES)}")
-    dedupe = raw.get("dedupe", True)
-    if not isinstance(dedupe, bool):
-        raise InputError(f"{where}.dedupe: expected true or false, got {dedupe!r}")
+    dedupe = flag(raw, "dedupe", True, where)
     jobs = raw.get("jobs", 2)
     if not isinstance(jobs, int) or isinstance(jobs, bool) or not 1 <= jobs <= 16:
         raise InputError(f"{where}.jobs: expected an integer from 1 to 16, got {jobs!r}")

@@ -14,7 +14,7 @@ guest, so with the interval as the criterion every A/A run would be inconclusive
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from distrogate.differential import Delta, DeltaStatus, Numeric, Sample, Undecided, compare
 from distrogate.differential.numeric import Effect
@@ -63,3 +63,25 @@ def summary_line(judged: Judged) -> str:
     e = judged.effect
     return (f"{judged.job} {judged.metric}: ratio {e.ratio:.3f} ({(e.ratio - 1) * 100:+.1f} %), "
             f"CI [{e.low:.3f}, {e.high:.3f}], p={e.p_value:.3g}: {judged.status}")
+
+
+def confirmed(first: Judged, repeat: list[Judged] | None) -> Judged:
+    """``first`` as the confirmation runs leave it (``repeat``: the same job's metrics judged
+    on runs measured anew): a regression stands where the repeat shows the job slower too (a
+    regression of any of its metrics: which one clears the corrected level varies with the
+    host's load), and is *inconclusive* otherwise (too noisy: the repeat did not show it).
+    Anything but a regression in ``first``, or no repeat, is returned unchanged."""
+    if first.status is not DeltaStatus.REGRESSION or repeat is None:
+        return first
+    again = [j for j in repeat if j.status is DeltaStatus.REGRESSION]
+    if again:
+        status = DeltaStatus.REGRESSION
+        detail = (f"{first.delta.detail}; confirmed by the repeat: "
+                  + "; ".join(summary_line(j) for j in again))
+    else:
+        status = DeltaStatus.INCONCLUSIVE
+        same = next((j for j in repeat if j.metric == first.metric), None)
+        detail = (f"too noisy to decide: the first runs showed a regression "
+                  f"({first.delta.detail}), the repeat did not"
+                  + (f" ({summary_line(same)})" if same is not None else ""))
+    return replace(first, delta=replace(first.delta, status=status, detail=detail))

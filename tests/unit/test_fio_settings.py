@@ -52,6 +52,7 @@ def test_every_job_is_a_section_of_the_shipped_job_file() -> None:
     ({"profile": "weekly"}, "suites.fio.profile: unknown profile 'weekly'"),
     ({"order": "random"}, "suites.fio.order: unknown order 'random'"),
     ({"thresold": 0.2}, "suites.fio: unknown key 'thresold'"),
+    ({"confirm": "yes"}, "suites.fio.confirm: expected true or false, got 'yes'"),
 ])
 def test_bad_settings_are_one_line_naming_the_key(raw: dict[str, object], problem: str) -> None:
     with pytest.raises(InputError) as info:
@@ -66,3 +67,9 @@ def test_the_registry_parses_the_fio_section() -> None:
     assert isinstance(suite.parse_settings({"threshold": 0.2}), FioSettings)
     with pytest.raises(InputError, match="unknown metric"):
         suite.parse_settings({"metrics": ["latency"]})
+
+
+def test_confirmation_runs_are_on_by_default_and_can_be_turned_off() -> None:
+    assert parse({}, {}, WHERE).confirm is True
+    assert parse({"confirm": False}, {}, WHERE).confirm is False
+

@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from distrogate.differential import DeltaStatus, Direction, Numeric, Sample, Undecided
-from distrogate.fio.judge import judge_metric, rule_for, summary_line
+from distrogate.fio.judge import confirmed, judge_metric, rule_for, summary_line
 from distrogate.fio.power import cv_of, runs_for, simulate
 from distrogate.fio.settings import FioSettings
 
@@ -117,3 +117,23 @@ def test_robust_cv() -> None:
     assert cv_of(Sample.of([100, 100, 100], "x")) == 0.0
     assert cv_of(Sample.of([], "x")) == 0.0
     assert 0.05 < cv_of(_sample(100, 0.1, 200, 11)) < 0.15
+
+
+def test_a_regression_stands_only_where_the_confirmation_runs_repeat_it() -> None:
+    first = judge_metric("seqwrite-128k", "bw", _sample(1000, 0.05, 6, 11),
+                         _sample(700, 0.05, 6, 12), SETTINGS)
+    assert first.status is DeltaStatus.REGRESSION
+    slower = judge_metric("seqwrite-128k", "clat_p50", _sample(100, 0.05, 6, 13, "µs"),
+                          _sample(145, 0.05, 6, 14, "µs"), SETTINGS)
+    same = judge_metric("seqwrite-128k", "bw", _sample(1000, 0.05, 6, 15),
+                        _sample(980, 0.05, 6, 16), SETTINGS)
+    kept = confirmed(first, [same, slower])  # the job is slower again, by its latency
+    assert kept.status is DeltaStatus.REGRESSION
+    assert "confirmed by the repeat: seqwrite-128k clat_p50" in kept.delta.detail
+    assert kept.effect == first.effect  # the finding keeps the first runs' ratio and interval
+    noisy = confirmed(first, [same])
+    assert noisy.status is DeltaStatus.INCONCLUSIVE
+    assert noisy.delta.detail.startswith("too noisy to decide: the first runs showed")
+    assert "the repeat did not (seqwrite-128k bw: ratio" in noisy.delta.detail
+    assert confirmed(same, [slower]) is same  # only a regression is put to the test
+    assert confirmed(first, None) is first
