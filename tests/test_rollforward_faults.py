@@ -110,6 +110,13 @@ def _no_scenario_processes(home: Path) -> list[str]:
                                                   "pgbackrest", "qemu")]
 
 
+def _default_sigint() -> None:
+    """The child takes SIGINT as a person's Ctrl-C would: a pytest started in the background
+    of a non-interactive shell ignores SIGINT, and its children inherit that (the test's
+    SIGINT was ignored once, and the scenario ran on)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.vm
 @pytest.mark.slow
 @pytest.mark.nightly  # roll-forward VM runs take 5-30 min here: make nightly
@@ -121,7 +128,7 @@ def test_an_interrupt_mid_scenario_leaves_nothing_behind(cli: Cli, tmp_path: Pat
                                                                  / "rolling-replace.yaml"),
                                          "--out", str(out)),
                                 env=cli.env, cwd=REPO, stdout=subprocess.DEVNULL,
-                                stderr=stderr)
+                                stderr=stderr, preexec_fn=_default_sigint)
     try:
         deadline = time.monotonic() + 1200
         while time.monotonic() < deadline and proc.poll() is None \
