@@ -13,8 +13,9 @@ latency p50/p99/p99.9) is a check ``<job>:<metric>`` judged by the numeric rule
 (:mod:`distrogate.fio.judge`): a regression needs significance after correction for the number
 of metrics, a ratio beyond the practical threshold and an interval clear of no change; too noisy
 is an *error*, never a reject. A job with a regression is measured again (``confirm``, on by
-default: as many interleaved runs, that job alone), and a regression stands only where those
-runs show it on their own too; where they do not, the metric is inconclusive (too noisy).
+default: as many interleaved runs, that job alone), and its regressions stand only where those
+runs, judged on their own, show the job slower too; where they do not, they are inconclusive
+(too noisy).
 Every run's fio JSON and a plot per job (of the first runs) are artifacts; the report embeds
 the plots.
 
@@ -87,14 +88,15 @@ def _regressed(run: FioRun) -> tuple[str, ...]:
                  if any(j.status is DeltaStatus.REGRESSION for j in judged))
 
 
-def _judge_and_plot(run: FioRun) -> None:
-    settings = run.settings
-    for job in settings.jobs:
-        judged = _judge_runs(run, run.runs, job)
-        if job in run.confirmed_jobs:
-            again = _judge_runs(run, run.confirm_runs, job)
-            judged = [confirmed(first, again) for first in judged]
-        run.judged[job] = judged
+def _confirm(run: FioRun) -> None:
+    """Judge the confirmed jobs' first-run regressions against their repeat."""
+    for job in run.confirmed_jobs:
+        again = _judge_runs(run, run.confirm_runs, job)
+        run.judged[job] = [confirmed(first, again) for first in run.judged[job]]
+
+
+def _plot(run: FioRun) -> None:
+    for job, judged in run.judged.items():
         panels = [Panel(j.metric, METRICS[j.metric].title, j.delta.baseline,  # type: ignore[arg-type]
                         j.delta.candidate, j.effect, j.status)  # type: ignore[arg-type]
                   for j in judged]
@@ -138,7 +140,7 @@ def fio_run(lab_run: LabRun, candidate_image: ImageArtifact, baseline_image: Ima
         runs = measure(sides, settings, keeper("run"))
         result = FioRun(settings, setups, disks, runs, time.monotonic() - started, workdir,
                         outputs)
-        _judge_and_plot(result)
+        result.judged = {job: _judge_runs(result, runs, job) for job in settings.jobs}
         regressed = _regressed(result)
         if settings.confirm and regressed:
             log.info("fio: a regression in %s; measuring %s again (%d runs a side) to confirm",
@@ -147,7 +149,8 @@ def fio_run(lab_run: LabRun, candidate_image: ImageArtifact, baseline_image: Ima
             result.confirmed_jobs = regressed
             result.confirm_runs = measure(sides, replace(settings, jobs=regressed),
                                           keeper("confirm"))
-            _judge_and_plot(result)
+            _confirm(result)
+        _plot(result)
         result.wall_seconds = time.monotonic() - started
         yield result
     finally:

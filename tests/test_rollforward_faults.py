@@ -192,4 +192,3 @@ def test_a_clean_derived_candidate_rolled_forward_onto_promotes(cli: Cli, tmp_pa
                  "test_amcheck_clean[mixed-nodes]"):
         assert outcomes.get(test) == "passed", outcomes
     cli.assert_nothing_left()
-

@@ -28,11 +28,12 @@ Keys (all optional):
     Size of each image's data disk in MiB (default 256; 64 to 4096).
 ``confirm``
     ``true`` (default): a job with a regression is measured again (``runs`` more interleaved
-    runs a side, that job alone), and a metric's regression stands only where those runs show
-    it on their own too; otherwise it is *inconclusive* (a regression the repeat did not show:
-    too noisy). ``false``: the first runs decide. On this TCG host one quiet run of the default
-    pair judged seqwrite-128k +30 % (p=0.004) and the next one +8 % within noise: a single
-    set of six runs a side is not enough to reject on.
+    runs a side, that job alone), and its regressions stand only where those runs, judged on
+    their own, show the job slower too (a regression of any of its metrics); otherwise they
+    are *inconclusive* (a regression the repeat did not show: too noisy). ``false``: the first
+    runs decide. On this TCG host one quiet run of the default pair judged seqwrite-128k +30 %
+    (p=0.004) and the next one +8 % within noise: a single set of six runs a side is not
+    enough to reject on.
 """
 
 from __future__ import annotations

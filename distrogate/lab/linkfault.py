@@ -22,17 +22,17 @@ import hashlib
 import logging
 import subprocess
 import sys
-import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import TracebackType
 
 from distrogate import proc
-from distrogate.errors import LabError
+from distrogate.errors import GuestTimeout, LabError
 from distrogate.lab import impair
 from distrogate.lab.lab import Lab
 from distrogate.lab.network import LabNetwork
 from distrogate.lab.vm import VM
+from distrogate.retry import retry_until
 
 log = logging.getLogger(__name__)
 
@@ -193,25 +193,35 @@ ip link set {tap} nomaster promisc on""")
         self._relay = proc.spawn(self.lab.host_argv(
             [sys.executable, "-u", str(Path(impair.__file__)), tap, port, str(ms)]),
             log_file=logfile)
-        self._wait_for_relay(logfile, start)
+        try:
+            self._wait_for_relay(self._relay, logfile, start)
+        except BaseException:
+            self._stop_relay()  # the tap goes back on its bridge
+            raise
 
-    def _wait_for_relay(self, logfile: Path, start: int) -> None:
+    def _wait_for_relay(self, relay: subprocess.Popen[bytes], logfile: Path,
+                        start: int) -> None:
         """Until the relay has both sockets open (frames sent earlier would be lost: the tap
-        is off its bridge already), bounded by :data:`RELAY_READY_SECONDS`."""
-        deadline = time.monotonic() + RELAY_READY_SECONDS
-        while True:
+        is off its bridge already), bounded by :data:`RELAY_READY_SECONDS`; a relay that
+        exits or never gets ready is a :class:`LabError` quoting what it wrote."""
+        def said() -> str:
             with logfile.open("rb") as handle:
                 handle.seek(start)
-                text = handle.read().decode(errors="replace")
-            if impair.READY in text:
-                return
-            assert self._relay is not None
-            if self._relay.poll() is not None or time.monotonic() > deadline:
-                said = text.strip()[-300:] or "nothing"
-                self._stop_relay()
-                raise LabError(f"{self.label}: the delay relay did not start within "
-                               f"{RELAY_READY_SECONDS:g}s (it said: {said})")
-            time.sleep(0.05)
+                return handle.read().decode(errors="replace")
+
+        def ready() -> bool | None:
+            if impair.READY in said():
+                return True
+            if relay.poll() is not None:
+                raise LabError(f"{self.label}: the delay relay exited ({relay.returncode}) "
+                               f"before it was ready: {said().strip()[-300:] or 'no output'}")
+            return None
+
+        try:
+            retry_until(ready, timeout=RELAY_READY_SECONDS, interval=0.05,
+                        what=f"{self.label}: the delay relay")
+        except GuestTimeout as exc:
+            raise LabError(f"{exc} (it wrote: {said().strip()[-300:] or 'nothing'})") from None
 
     def _stop_relay(self) -> None:
         port, _bridge_end = self._port_names()

@@ -72,4 +72,3 @@ def test_the_registry_parses_the_fio_section() -> None:
 def test_confirmation_runs_are_on_by_default_and_can_be_turned_off() -> None:
     assert parse({}, {}, WHERE).confirm is True
     assert parse({"confirm": False}, {}, WHERE).confirm is False
-
