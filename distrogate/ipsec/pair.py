@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor, wait
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from distrogate.differential import Value
 from distrogate.errors import GuestError, GuestTimeout
@@ -26,7 +26,7 @@ from distrogate.guest.machine import Machine
 from distrogate.ipsec import kernel
 from distrogate.ipsec.config import Connection
 from distrogate.ipsec.judge import outcome
-from distrogate.ipsec.node import IkeNode
+from distrogate.ipsec.node import IkeNode, Ran
 from distrogate.ipsec.pki import NodeCert, issue, make_ca
 from distrogate.ipsec.settings import IpsecSettings
 from distrogate.ipsec.wire import summarize
@@ -50,6 +50,7 @@ REBOOT_SECONDS = 300  # a peer's reboot, to its agent answering again
 KERNEL_SA_SECONDS = 120  # adding the static SA on one side
 PSK = "distrogate-" + "ipsec-psk-0123456789abcdef"  # a fixed test secret: the lab is isolated
 CaptureFactory = Callable[[Path], AbstractContextManager[Any]]
+T = TypeVar("T")
 
 
 @dataclass
@@ -101,16 +102,23 @@ class PairRun:
         log.info("%s %s: %s %s", self.pair, step, "ok" if ok else "FAILED", detail)
         if not ok:
             with contextlib.suppress(GuestError):
-                self.result.evidence[step] = [self.a.evidence(), self.b.evidence()]
+                self.result.evidence[step] = list(self._both(IkeNode.evidence))
 
     def _skip(self, steps: tuple[str, ...], why: str) -> None:
         for step in steps:
             if step not in self.result.observations:
                 self.result.observations[step] = outcome(False, f"not run: {why}")
 
+    def _both(self, work: Callable[[IkeNode], T]) -> tuple[T, T]:
+        """``work`` on ``a`` and on ``b`` at the same time (each side is a guest of its own,
+        and most of a step's time is a guest's): the results for ``a`` and for ``b``."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.pair}-b") as pool:
+            on_b = pool.submit(work, self.b)
+            on_a = work(self.a)
+            return on_a, on_b.result()
+
     def _mark(self) -> None:
-        self.a.mark()
-        self.b.mark()
+        self._both(IkeNode.mark)
 
     def _connections(self, rekey: int = 0) -> tuple[list[Connection], list[Connection],
                                                      NodeCert | None, NodeCert | None]:
@@ -143,9 +151,11 @@ class PairRun:
 
     def _sa_pair(self) -> tuple[int, int]:
         """ESP SA pairs on a and on b, the fewest over the families."""
-        counts = [(self.a.sa_count(str(a), str(b)), self.b.sa_count(str(b), str(a)))
-                  for _, a, b in self.families.values()]
-        return min(c[0] for c in counts), min(c[1] for c in counts)
+        ends = {self.a.name: [(str(a), str(b)) for _, a, b in self.families.values()],
+                self.b.name: [(str(b), str(a)) for _, a, b in self.families.values()]}
+        on_a, on_b = self._both(lambda node: min(node.sa_count(local, remote)
+                                                 for local, remote in ends[node.name]))
+        return on_a, on_b
 
     # -- steps ---------------------------------------------------------------------------
 
@@ -185,8 +195,9 @@ class PairRun:
         sa = kernel.StaticSa.new(self.addr_a, self.addr_b)
         # the first ESP SA loads the kernel's crypto modules: seconds under TCG, more on a
         # loaded host; a bound that runs out is judged against the baseline pair's time
-        ran_a = self.a.run(kernel.script(sa, self.addr_a), timeout=KERNEL_SA_SECONDS)
-        ran_b = self.b.run(kernel.script(sa, self.addr_b), timeout=KERNEL_SA_SECONDS)
+        addresses = {self.a.name: self.addr_a, self.b.name: self.addr_b}
+        ran_a, ran_b = self._both(lambda node: node.run(kernel.script(sa, addresses[node.name]),
+                                                        timeout=KERNEL_SA_SECONDS))
         if not (ran_a.ok and ran_b.ok):
             said = "; ".join(f"{n.name}: {r.output or 'failed'}" for n, r in
                              ((self.a, ran_a), (self.b, ran_b)) if not r.ok)
@@ -200,25 +211,37 @@ class PairRun:
             self._record("kernel_sa", ok and packets > 0,
                          f"ping6 {'passed' if ok else 'failed'} ({said}); "
                          f"{packets} packets on the static SAs", time.monotonic() - started)
-        self.a.run(kernel.flush_script(sa, self.addr_a), timeout=30)
-        self.b.run(kernel.flush_script(sa, self.addr_b), timeout=30)
+        self._both(lambda node: node.run(kernel.flush_script(sa, addresses[node.name]),
+                                         timeout=30))
 
     def _config_loads(self) -> bool:
         self._mark()
-        conns_a, conns_b, cert_a, cert_b = self._connections()
+        loaded = self._install_and_load(self._connections())
         problems = []
-        for node, conns, cert in ((self.a, conns_a, cert_a), (self.b, conns_b, cert_b)):
+        for node, ran in zip((self.a, self.b), loaded, strict=True):
             if node.impl is None:
                 problems.append(f"{node.name}: no IKE implementation "
                                 f"({self.settings.implementation}) in the image")
-                continue
-            node.install(conns, cert)
-            ran = node.load()
-            if not ran.ok:
+            elif not ran.ok:
                 problems.append(f"{node.name} ({node.impl.describe()}): "
                                 f"{ran.output[-400:] or 'failed'}")
         self._record("config_loads", not problems, "; ".join(problems) or "loaded on both sides")
         return not problems
+
+    def _install_and_load(self, connections: tuple[list[Connection], list[Connection],
+                                                    NodeCert | None, NodeCert | None]
+                          ) -> tuple[Ran, Ran]:
+        """Write each side's configuration and load it, both sides at once: what each
+        side's load did (a side without an IKE implementation: not ok)."""
+        conns_a, conns_b, cert_a, cert_b = connections
+        mine = {self.a.name: (conns_a, cert_a), self.b.name: (conns_b, cert_b)}
+
+        def install_and_load(node: IkeNode) -> Ran:
+            conns, cert = mine[node.name]
+            installed = node.install(conns, cert)
+            return node.load() if installed.ok else installed
+
+        return self._both(install_and_load)
 
     def _sa_up(self) -> bool:
         self._mark()
@@ -308,16 +331,13 @@ class PairRun:
     def _rekey(self) -> None:
         self._mark()
         rekey = self.settings.rekey_seconds
-        conns_a, conns_b, cert_a, cert_b = self._connections(rekey=rekey)
-        for node, conns, cert in ((self.a, conns_a, cert_a), (self.b, conns_b, cert_b)):
-            node.install(conns, cert)
-            loaded = node.load()
-            if not loaded.ok:
+        loaded = self._install_and_load(self._connections(rekey=rekey))
+        for node, ran in zip((self.a, self.b), loaded, strict=True):
+            if not ran.ok:
                 self._record("rekey", False, f"{node.name}: the short-lifetime configuration "
-                                             f"did not load: {loaded.output[-300:]}")
+                                             f"did not load: {ran.output[-300:]}")
                 return
-        self.a.terminate(self.conn)
-        self.b.terminate(self.conn)
+        self._both(lambda node: node.terminate(self.conn))
         started = time.monotonic()
         self.a.initiate(self.conn, self.settings.sa_up_seconds)
         first = {s.spi for s in self.a.xfrm_states()
