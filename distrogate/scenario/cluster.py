@@ -14,7 +14,9 @@ connects from (:meth:`Cluster.hosts`). Nothing is sent to any other address.
 
 The network setup of a node is one method (:meth:`Cluster._network_setup`): with ``ipsec``
 every node joins the cluster's IPsec mesh there (host-to-host transport mode over IPv6 to
-every other node, as on the fleet; the host side's address stays in clear). Every step's duration is kept in
+every other node, as on the fleet; the host side's address stays in clear). With
+``volume_gib`` every node has a data volume of that size for the service's state (data,
+configuration, logs; :func:`~.pgnode.volume_script`). Every step's duration is kept in
 :attr:`Cluster.steps`. :meth:`Cluster.close` removes everything (nodes, the repository and
 its address), also on an interrupt.
 """
@@ -35,14 +37,14 @@ from types import TracebackType
 from distrogate.errors import GuestCommandTimeout, InputError, LabError
 from distrogate.guest.machine import Machine
 from distrogate.images.artifact import ImageArtifact
-from distrogate.lab.run import LabRun
+from distrogate.lab.run import DataDisk, LabRun
 from distrogate.lab.topology import NetworkSpec, Topology, TopologySpec
 from distrogate.logsteps import step
 from distrogate.nspawn.install import tree_disk
 from distrogate.nspawn.tree import ContainerArtifact
 from distrogate.scenario.backup import BackupInfo, BackupRepository
 from distrogate.scenario.mesh import IpsecMesh
-from distrogate.scenario.pgnode import PG_PORT, AmcheckResult, Mode, PgNode
+from distrogate.scenario.pgnode import PG_PORT, VOLUME_SERIAL, AmcheckResult, Mode, PgNode
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +79,8 @@ class Cluster:
     def __init__(self, lab_run: LabRun, images: Mapping[str, ImageArtifact], *,
                  mode: Mode = "container", tree: ContainerArtifact | None = None,
                  locale: str = "C.UTF-8", stanza: str = "main", workdir: Path | None = None,
-                 memory_mib: int = 1024, vcpus: int = 2, ipsec: bool = False) -> None:
+                 memory_mib: int = 1024, vcpus: int = 2, ipsec: bool = False,
+                 volume_gib: int = 0) -> None:
         if mode == "container" and tree is None:
             raise InputError("cluster: container mode needs the container tree")
         self.lab_run = lab_run
@@ -89,6 +92,7 @@ class Cluster:
         self.workdir = workdir
         self.memory_mib = memory_mib
         self.vcpus = vcpus
+        self.volume_gib = volume_gib  # each node's data volume (0: none, state on the root)
         self.mesh = IpsecMesh() if ipsec else None  # the cluster network over IPsec
         self._mesh_lock = threading.Lock()  # joins change every member: one at a time
         self.replication_password = secrets.token_hex(12)
@@ -189,20 +193,27 @@ class Cluster:
         artifact = self._image(image)
         network = self.topology.network(NETWORK)
         disks = [tree_disk(self.tree)] if self.mode == "container" and self.tree else []
+        volumes = ([DataDisk(VOLUME_SERIAL, self.volume_gib * 1024, fmt="raw",
+                             filesystem="ext4")] if self.volume_gib else [])
         machine = self.lab_run.boot(artifact, role=name, networks=[network],
-                                    extra_disks=disks, memory_mib=self.memory_mib,
-                                    vcpus=self.vcpus)
+                                    extra_disks=disks, data_disks=volumes,
+                                    memory_mib=self.memory_mib, vcpus=self.vcpus)
         self.topology.nodes[name] = machine
         assert network.ipv6 is not None
         node = PgNode(name, machine, str(machine.ip(NETWORK, family=6)), mode=self.mode,
                       tree=self.tree, stanza=self.stanza, networks=[str(network.ipv6)],
-                      replication_password=self.replication_password)
+                      replication_password=self.replication_password,
+                      volume=bool(self.volume_gib))
         self.nodes[name] = node
         return node
 
     def _prepare(self, node: PgNode) -> None:
-        self._network_setup(node)
-        node.prepare()
+        """The node's network (the IPsec mesh) and its service (the container) at the same
+        time: neither needs the other, and each is mostly waiting on a TCG guest."""
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"mesh-{node.name}") as pool:
+            joined = pool.submit(self._network_setup, node)
+            node.prepare()
+            joined.result()
 
     def _network_setup(self, node: PgNode) -> None:
         """Everything about the network a node needs before PostgreSQL uses it. The lab
@@ -250,21 +261,26 @@ class Cluster:
             detail["label"] = found.label
         return found
 
-    def _restore(self, node: PgNode) -> None:
+    def _restore(self, node: PgNode, *, attached: bool = False) -> None:
         with self._timed(f"restore {node.name}", node=node.name):
-            self.repo.attach(node)
+            if not attached:
+                self.repo.attach(node)
             node.restore_from_backup_and_follow(self.primary)
 
     def add(self, name: str, image: str | ImageArtifact) -> PgNode:
         """Boot a new node of ``image``, restore it from the repository's latest backup and
         make it follow the primary."""
         with self._timed(f"add {name}", image=self._image(image).name):
-            node = self._boot(name, image)
-            self._prepare(node)
-            # a fresh incremental backup first, as a fleet's schedule keeps one recent: the
-            # new node then replays minutes of WAL, not everything since the full backup
-            self.backup("incr")
-            self._restore(node)
+            # a fresh incremental backup of the primary while the new node boots, as a
+            # fleet's schedule keeps one recent: the new node then replays minutes of WAL,
+            # not everything since the full backup
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup") as pool:
+                backup = pool.submit(self.backup, "incr")
+                node = self._boot(name, image)
+                self._prepare(node)
+                self.repo.attach(node)
+                backup.result()
+            self._restore(node, attached=True)
         return node
 
     def catch_up(self, name: str, *, max_lag_bytes: int = 0, timeout: float = 300) -> int:

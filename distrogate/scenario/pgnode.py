@@ -58,6 +58,7 @@ COMMAND_TIMEOUT = 60.0
 START_TIMEOUT = 300.0
 RESTORE_TIMEOUT = 900.0
 LOG_LINES = 80
+VOLUME_SERIAL = "pgdata"  # the node's data volume: /dev/disk/by-id/virtio-pgdata, ext4
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
 
@@ -68,6 +69,28 @@ def container_spec(base: ContainerSpec | None = None) -> ContainerSpec:
     extra = tuple(p for p in ("pgbackrest", "locales-all") if p not in base.packages)
     return ContainerSpec(machine=base.machine, release=base.release,
                          packages=base.packages + extra, volumes=base.volumes)
+
+
+def volume_script(target: str) -> str:
+    """Shell that puts ``target`` on the node's data volume (the disk with serial
+    :data:`VOLUME_SERIAL`, an ext4 file system the lab made): what ``target`` holds copied
+    over, mounted at ``target`` and listed in ``/etc/fstab``, so that it is there again after
+    a reboot or a crash (before the service's units start)."""
+    q = shlex.quote
+    device = f"/dev/disk/by-id/virtio-{VOLUME_SERIAL}"
+    staging = f"/run/distrogate-{VOLUME_SERIAL}"
+    return "\n".join([
+        "set -e",
+        f"for _ in $(seq 50); do [ -b {q(device)} ] && break; sleep 0.2; done",
+        f"[ -b {q(device)} ] || {{ echo 'no data volume {device}' >&2; exit 1; }}",
+        f"mkdir -p {q(target)} {staging}",
+        f"mount -t ext4 {q(device)} {staging}",
+        f"cp -a {q(target)}/. {staging}/",
+        f"umount {staging}",
+        f"echo '{device} {target} ext4 defaults,nofail 0 2' >> /etc/fstab",
+        f"mount {q(target)}",
+        f"findmnt -n -o SOURCE,SIZE --target {q(target)}",
+    ])
 
 
 def shared_network_settings(spec: ContainerSpec) -> str:
@@ -124,7 +147,8 @@ class PgNode:
 
     def __init__(self, name: str, machine: Machine, address: str, *, mode: Mode = "container",
                  tree: ContainerArtifact | None = None, stanza: str = "main",
-                 networks: Sequence[str] = (), replication_password: str) -> None:
+                 networks: Sequence[str] = (), replication_password: str,
+                 volume: bool = False) -> None:
         if mode == "container" and tree is None:
             raise InputError(f"node {name}: container mode needs a container tree")
         self.name = name
@@ -135,6 +159,7 @@ class PgNode:
         self.stanza = stanza
         self.networks = tuple(networks)  # prefixes allowed in pg_hba (the lab networks)
         self.replication_password = replication_password
+        self.volume = volume  # the VM has a data volume (VOLUME_SERIAL) for the service's state
         self.version = ""  # the PostgreSQL major version, known after prepare()
         self.following: str | None = None  # the address of the primary it streams from
 
@@ -232,7 +257,15 @@ class PgNode:
         """Make the node ready to hold a cluster: in container mode install the tree with a
         shared network, enable and start the container and wait until it has booted; in
         both modes detect the PostgreSQL major version (an image without PostgreSQL or
-        pgBackRest in image mode is :class:`InputError`)."""
+        pgBackRest in image mode is :class:`InputError`). With a data volume, the service's
+        state goes on it first: ``/srv/<container>`` (the container's data, configuration and
+        log volumes) or, in image mode, ``/var/lib/postgresql``."""
+        if self.volume:
+            target = f"/srv/{self.container}" if self.container else "/var/lib/postgresql"
+            with step("%s: data volume at %s", self.name, target):
+                mounted = self.machine.succeed(["sh", "-c", volume_script(target)],
+                                               timeout=120)
+            log.info("%s: data volume %s", self.name, " ".join(mounted.split()))
         if self.container and self.tree is not None:
             with step("%s: container %s", self.name, self.container):
                 install(self.machine, self.tree, copy=False)
