@@ -107,6 +107,8 @@ def test_reboot_crash_and_start(vm: Machine) -> None:
     assert not vm.handle.is_running()
     vm.start(timeout=300)
     assert vm.succeed("cat /root/marker") == "survived\n"
+    # a cold start of a template clone boots the same disk layers the restore ran on
+    assert "EXT4-fs error" not in vm.succeed("dmesg"), "the file system broke over the crash"
 
 
 def test_template_clone_has_its_own_identity(lab_run: LabRun, baseline_image: ImageArtifact,

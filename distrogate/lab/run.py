@@ -11,7 +11,7 @@ import shutil
 import time
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -382,9 +382,12 @@ class LabRun:
         make_overlay(tdir / "disk.qcow2", "qcow2", spec.disk)
         disks = {"vda": spec.disk} | {extra_disk_target(i): d.path
                                       for i, d in enumerate(spec.extra_disks)}
+        backing = ((tdir / "disk.qcow2", "qcow2"), *image.disk_chain)
         identity = CloneIdentity(name=spec.name, uuid=spec.uuid, disks=disks, nics=spec.nics,
-                                 console_log=spec.console_log,
-                                 backing=((tdir / "disk.qcow2", "qcow2"), *image.disk_chain))
+                                 console_log=spec.console_log, backing=backing)
+        # a later cold start (after a crash or a shutdown) must see the template's layer too:
+        # booting the overlay straight on the image would hide what the template's boot wrote
+        vm.spec = replace(spec, disk_backing=backing)
         saved = read_xml(tdir / "state.sav")
         state = vm.directory / "state.sav"
         write_clone_state(tdir / "state.sav", state, rewrite_for_clone(saved, identity))
