@@ -13,6 +13,7 @@
 
 Run (wrap it in the VM lock on a shared machine):
     .venv/bin/python bench/bench_rollforward.py [--runs N] [--scenario FILE] [--no-warm-up]
+        [--log FILE]
 """
 
 from __future__ import annotations
@@ -34,13 +35,17 @@ REPO = Path(__file__).resolve().parent.parent
 TARGETS = {"rolling_replace_s": 480.0}
 
 
-def _run(scenario: Path, out: Path) -> dict[str, Any]:
-    """One ``distrogate scenario run``: its wall time and what run.json says."""
+def _run(scenario: Path, out: Path, log: Path | None = None) -> dict[str, Any]:
+    """One ``distrogate scenario run``: its wall time and what run.json says (its log, with
+    every nested step's time, appended to ``log``)."""
     started = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "distrogate.cli", "scenario", "run",
                            str(scenario), "--out", str(out)], cwd=REPO, timeout=3600,
                           check=False, capture_output=True, text=True)
     wall = time.monotonic() - started
+    if log is not None:
+        with log.open("a") as file:
+            file.write(done.stdout + done.stderr)
     run = json.loads((out / "real" / "run.json").read_text())
     steps = sum(s["seconds"] for s in run["steps"])
     acked = run["writes"].get("acknowledged", 0)
@@ -64,12 +69,14 @@ def main() -> int:
                         default=REPO / "scenarios" / "rolling-replace.yaml")
     parser.add_argument("--no-warm-up", action="store_true",
                         help="the caches are warm already: skip the warm-up run")
+    parser.add_argument("--log", type=Path,
+                        help="append each run's log (every nested step, timed) to this file")
     args = parser.parse_args()
     load_at_start = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="bench-rollforward-") as tmp:
         if not args.no_warm_up:
-            _run(args.scenario, Path(tmp) / "warm-up")
-        runs = [_run(args.scenario, Path(tmp) / f"run{i}") for i in range(args.runs)]
+            _run(args.scenario, Path(tmp) / "warm-up", args.log)
+        runs = [_run(args.scenario, Path(tmp) / f"run{i}", args.log) for i in range(args.runs)]
     figures = {"rolling_replace_s": gaterun.summary([r["wall"] for r in runs]),
                "setup_s": gaterun.summary([r["setup"] for r in runs]),
                "steps_s": gaterun.summary([r["steps"] for r in runs]),

@@ -72,6 +72,13 @@ class Switchover:
     seconds: float
 
 
+def backup_is_due(age_s: float | None, every_s: float) -> bool:
+    """Whether a fresh backup is due before a new node restores: there is none yet (or none
+    since a switchover began a new timeline: ``age_s`` None), the newest is older than
+    ``every_s``, or the schedule is 0 (a backup before every add)."""
+    return age_s is None or every_s <= 0 or age_s > every_s
+
+
 class Cluster:
     """The cluster (see the module). ``images`` maps image keys (``baseline``,
     ``candidate``) to images; ``tree`` is the container tree (container mode)."""
@@ -80,7 +87,7 @@ class Cluster:
                  mode: Mode = "container", tree: ContainerArtifact | None = None,
                  locale: str = "C.UTF-8", stanza: str = "main", workdir: Path | None = None,
                  memory_mib: int = 1024, vcpus: int = 2, ipsec: bool = False,
-                 volume_gib: int = 0) -> None:
+                 volume_gib: int = 0, backup_every_s: float = 0) -> None:
         if mode == "container" and tree is None:
             raise InputError("cluster: container mode needs the container tree")
         self.lab_run = lab_run
@@ -93,6 +100,8 @@ class Cluster:
         self.memory_mib = memory_mib
         self.vcpus = vcpus
         self.volume_gib = volume_gib  # each node's data volume (0: none, state on the root)
+        self.backup_every_s = backup_every_s  # the backup schedule (0: before every add)
+        self._backed_up_at: float | None = None  # when the newest backup finished (monotonic)
         self.mesh = IpsecMesh() if ipsec else None  # the cluster network over IPsec
         self._mesh_lock = threading.Lock()  # joins change every member: one at a time
         self.replication_password = secrets.token_hex(12)
@@ -259,7 +268,18 @@ class Cluster:
         with self._timed(f"backup {type}") as detail:
             found = self.repo.backup(self.primary, type=type)
             detail["label"] = found.label
+        self._backed_up_at = time.monotonic()
         return found
+
+    def backup_due(self) -> bool:
+        """Whether the schedule wants a fresh backup before a node restores (see
+        :func:`backup_is_due`)."""
+        age = None if self._backed_up_at is None else time.monotonic() - self._backed_up_at
+        due = backup_is_due(age, self.backup_every_s)
+        if not due:
+            log.info("newest backup %.0fs old (schedule: every %gs): the new node restores "
+                     "from it and the archived WAL since", age, self.backup_every_s)
+        return due
 
     def _restore(self, node: PgNode, *, attached: bool = False) -> None:
         with self._timed(f"restore {node.name}", node=node.name):
@@ -271,15 +291,16 @@ class Cluster:
         """Boot a new node of ``image``, restore it from the repository's latest backup and
         make it follow the primary."""
         with self._timed(f"add {name}", image=self._image(image).name):
-            # a fresh incremental backup of the primary while the new node boots, as a
-            # fleet's schedule keeps one recent: the new node then replays minutes of WAL,
-            # not everything since the full backup
+            # as a fleet's schedule keeps one recent backup, a fresh incremental one is taken
+            # (while the new node boots) when the newest is older than the schedule: the new
+            # node then replays minutes of WAL, not everything since the full backup
             with ThreadPoolExecutor(max_workers=1, thread_name_prefix="backup") as pool:
-                backup = pool.submit(self.backup, "incr")
+                backup = pool.submit(self.backup, "incr") if self.backup_due() else None
                 node = self._boot(name, image)
                 self._prepare(node)
                 self.repo.attach(node)
-                backup.result()
+                if backup is not None:
+                    backup.result()
             self._restore(node, attached=True)
         return node
 
@@ -311,18 +332,25 @@ class Cluster:
             raise InputError(f"switchover: {to} is the primary already")
         lag = target.lag_bytes(old)
         started = time.monotonic()
-        with self._timed(f"switchover {old.name} -> {to}", lag_bytes_before=lag):
-            old.sql("CHECKPOINT", timeout=120)
-            old.stop()
-            shutdown_lsn = old.checkpoint_lsn()
-            deadline = time.monotonic() + timeout
-            while not target.replayed_past(shutdown_lsn):
-                if time.monotonic() > deadline:
-                    raise GuestCommandTimeout(f"{to}: did not replay {old.name}'s shutdown "
-                                              f"checkpoint {shutdown_lsn} within {timeout:g}s")
-                time.sleep(0.5)
+        with self._timed(f"switchover {old.name} -> {to}", lag_bytes_before=lag) as detail:
+            with step("%s: checkpoint", old.name):
+                old.sql("CHECKPOINT", timeout=120)
+            with step("%s: stop (shutdown checkpoint)", old.name):
+                stopping = time.monotonic()
+                old.stop()
+                detail["stop_seconds"] = round(time.monotonic() - stopping, 2)
+                shutdown_lsn = old.checkpoint_lsn()
+            with step("%s: replay %s's shutdown checkpoint %s", to, old.name, shutdown_lsn):
+                deadline = time.monotonic() + timeout
+                while not target.replayed_past(shutdown_lsn):
+                    if time.monotonic() > deadline:
+                        raise GuestCommandTimeout(
+                            f"{to}: did not replay {old.name}'s shutdown checkpoint "
+                            f"{shutdown_lsn} within {timeout:g}s")
+                    time.sleep(0.5)
             target.promote()
             self._primary = target.name
+            self._backed_up_at = None  # a new timeline: its first backup is due at once
             for other in self.replicas():
                 if other is not old:
                     other.follow(target)

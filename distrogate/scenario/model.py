@@ -62,10 +62,14 @@ class Check(StrEnum):
 
 @dataclass(frozen=True)
 class Cluster:
-    """The initial cluster: ``nodes`` nodes on the baseline, each with a data volume."""
+    """The initial cluster: ``nodes`` nodes on the baseline, each with a data volume of
+    ``volume_gib``; ``backup_every_s`` is the fleet's backup schedule: an ``add`` takes a
+    fresh incremental backup first when the newest one is older than that (0: before every
+    add), and otherwise restores from the newest one and the archived WAL since."""
 
     nodes: int
     volume_gib: int
+    backup_every_s: int = 600
 
 
 @dataclass(frozen=True)

@@ -185,7 +185,8 @@ def run_scenario(lab_run: LabRun, scenario: Scenario, images: Mapping[str, Image
                          workdir=str(workdir))
     cluster = Cluster(lab_run, images, mode=str(scenario.service.source),  # type: ignore[arg-type]
                       tree=tree, locale=scenario.database.locale, workdir=workdir / "cluster",
-                      ipsec=scenario.service.ipsec, volume_gib=scenario.cluster.volume_gib)
+                      ipsec=scenario.service.ipsec, volume_gib=scenario.cluster.volume_gib,
+                      backup_every_s=scenario.cluster.backup_every_s)
     try:
         initial = {n: "baseline" for n in scenario.initial_nodes()}
         say(f"{scenario.name} ({run}): starting {len(initial)} nodes on the baseline")

@@ -238,7 +238,8 @@ def parse(doc: Any, source: object) -> Scenario:
     file). Raises :class:`InputError` (see the module)."""
     _check_structure(doc, source)
     cluster_raw = doc["cluster"]
-    cluster = Cluster(nodes=cluster_raw["nodes"], volume_gib=cluster_raw.get("volume_gib", 4))
+    cluster = Cluster(nodes=cluster_raw["nodes"], volume_gib=cluster_raw.get("volume_gib", 4),
+                      backup_every_s=cluster_raw.get("backup_every_s", Cluster.backup_every_s))
     service_raw = doc.get("service", {})
     service = Service(source=ServiceSource(service_raw.get("source", "container")),
                       ipsec=service_raw.get("ipsec", True))

@@ -79,6 +79,9 @@ def test_a_valid_scenario_gives_typed_steps(tmp_path: Path) -> None:
     assert scenario.steps[0] == AddStep(node="n4", image=Role.CANDIDATE)
     assert scenario.load.rate == 20.0
     assert scenario.path == tmp_path / "s.yaml"
+    assert scenario.cluster.backup_every_s == 600  # the default schedule
+    every_add = load(write(tmp_path, set_in(base(), ("cluster", "backup_every_s"), 0), "b.yaml"))
+    assert every_add.cluster.backup_every_s == 0
 
 
 def set_in(doc: dict[str, Any], dotted: tuple[str | int, ...], value: Any) -> dict[str, Any]:
@@ -117,6 +120,8 @@ BAD = [
      "steps[1].fault.node: kill_primary names 'n2', but the primary at this point is 'n1'"),
     ("unknown check", ("steps", 4, "check", "what"), ["converge", "vibes"],
      "steps[4].check.what[1]: unknown value 'vibes'"),
+    ("negative backup schedule", ("cluster", "backup_every_s"), -1,
+     "cluster.backup_every_s: expected at least 0, got -1"),
 ]
 
 
