@@ -64,12 +64,14 @@ class StepTime:
 
 @dataclass(frozen=True)
 class Switchover:
-    """A controlled switchover: from, to, the lag before it and how long it took."""
+    """A controlled switchover: from, to, the lag before it, how long it took and how long
+    of that the old primary took to stop cleanly (its standbys receive its last WAL)."""
 
     old: str
     new: str
     lag_bytes_before: int
     seconds: float
+    stop_seconds: float = 0.0
 
 
 def backup_is_due(age_s: float | None, every_s: float) -> bool:
@@ -338,7 +340,8 @@ class Cluster:
             with step("%s: stop (shutdown checkpoint)", old.name):
                 stopping = time.monotonic()
                 old.stop()
-                detail["stop_seconds"] = round(time.monotonic() - stopping, 2)
+                stop_seconds = round(time.monotonic() - stopping, 2)
+                detail["stop_seconds"] = stop_seconds
                 shutdown_lsn = old.checkpoint_lsn()
             with step("%s: replay %s's shutdown checkpoint %s", to, old.name, shutdown_lsn):
                 deadline = time.monotonic() + timeout
@@ -356,7 +359,7 @@ class Cluster:
                     other.follow(target)
             if rejoin:
                 old.follow(target)
-        found = Switchover(old.name, to, lag, round(time.monotonic() - started, 2))
+        found = Switchover(old.name, to, lag, round(time.monotonic() - started, 2), stop_seconds)
         self.switchovers.append(found)
         return found
 

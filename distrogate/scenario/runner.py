@@ -133,7 +133,8 @@ class _Steps:
             # an old primary the scenario removes later stays down (no rejoin to undo)
             switched = self.cluster.switchover(step.to, rejoin=not leaves)
             result.detail.update(old=switched.old, new=switched.new,
-                                 lag_bytes_before=switched.lag_bytes_before)
+                                 lag_bytes_before=switched.lag_bytes_before,
+                                 stop_seconds=switched.stop_seconds)
             self.hosts()
         elif isinstance(step, RemoveStep):
             self.cluster.remove(step.node)
