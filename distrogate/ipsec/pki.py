@@ -5,6 +5,7 @@ address (the IKE identity the configuration uses)."""
 from __future__ import annotations
 
 import ipaddress
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -57,7 +58,16 @@ def issue_signed(directory: Path, name: str, common_name: str, sans: str,
                    "extendedKeyUsage=serverAuth,clientAuth\n")
     proc.run(["openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", csr,
               "-subj", f"/CN={common_name}"], timeout=OPENSSL_TIMEOUT)
+    # A random serial per certificate, not the CA's serial file: pairs issue their
+    # certificates at the same time, and two ``openssl x509 -CAcreateserial`` on one
+    # ``ca.srl`` race (one reads it half-written: "Unable to load number from ca.srl").
     proc.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca_cert, "-CAkey", ca_key,
-              "-CAcreateserial", "-out", cert, "-days", "30", "-extfile", ext],
-             timeout=OPENSSL_TIMEOUT)
+              "-set_serial", f"0x{random_serial():x}", "-out", cert, "-days", "30",
+              "-extfile", ext], timeout=OPENSSL_TIMEOUT)
     return key, cert, ca_cert
+
+
+def random_serial() -> int:
+    """A positive serial number of 127 random bits (RFC 5280 allows up to 20 octets), so
+    that certificates issued concurrently by one CA never share one."""
+    return secrets.randbits(127) | 1 << 126
