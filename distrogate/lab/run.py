@@ -427,12 +427,21 @@ def boot_judged(lab_run: LabRun, image: ImageArtifact, *, control: ImageArtifact
     the candidate gets a second boot, because an emulated guest can crash under a loaded host
     (TCG): only a candidate that fails both times, with the baseline booting between, is a
     regression (:class:`CandidateDoesNotBoot`, the test *fails*). An image without the guest
-    agent (known from its manifest) fails at once.
+    agent (known from its manifest) fails at once. Booting the baseline itself (``image`` is
+    the ``control``, as in a control run), a failed boot gets one more; a second failure is
+    the lab's.
     """
     try:
         return lab_run.boot(image, role=role, **options)  # type: ignore[arg-type]
     except (BootFailure, NoGuestAgent) as exc:
         first = exc
+    if image.digest == control.digest:
+        log.warning("the baseline %s did not boot (%s); booting it again", image.name, first)
+        try:
+            return lab_run.boot(image, role=role, **options)  # type: ignore[arg-type]
+        except (BootFailure, NoGuestAgent) as exc:
+            raise LabError(f"the baseline does not boot on this lab (twice): {exc}; "
+                           f"first: {first}") from None
     log.warning("%s did not boot (%s); booting the baseline on the same lab to judge it",
                 image.name, first)
     try:

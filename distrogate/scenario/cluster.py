@@ -37,7 +37,7 @@ from types import TracebackType
 from distrogate.errors import GuestCommandTimeout, InputError, LabError
 from distrogate.guest.machine import Machine
 from distrogate.images.artifact import ImageArtifact
-from distrogate.lab.run import DataDisk, LabRun
+from distrogate.lab.run import DataDisk, LabRun, boot_judged
 from distrogate.lab.topology import NetworkSpec, Topology, TopologySpec
 from distrogate.logsteps import step
 from distrogate.nspawn.install import tree_disk
@@ -206,9 +206,13 @@ class Cluster:
         disks = [tree_disk(self.tree)] if self.mode == "container" and self.tree else []
         volumes = ([DataDisk(VOLUME_SERIAL, self.volume_gib * 1024, fmt="raw",
                              filesystem="ext4")] if self.volume_gib else [])
-        machine = self.lab_run.boot(artifact, role=name, networks=[network],
-                                    extra_disks=disks, data_disks=volumes,
-                                    memory_mib=self.memory_mib, vcpus=self.vcpus)
+        # a guest that does not come up is judged as a first boot is: the candidate boots
+        # again with the baseline booting between, so a one-off crash of an emulated guest
+        # is the lab's (LabError: inconclusive), only a candidate failing twice is the image's
+        control = self.images.get("baseline", artifact)
+        machine = boot_judged(self.lab_run, artifact, control=control, role=name,
+                              networks=[network], extra_disks=disks, data_disks=volumes,
+                              memory_mib=self.memory_mib, vcpus=self.vcpus)
         self.topology.nodes[name] = machine
         assert network.ipv6 is not None
         node = PgNode(name, machine, str(machine.ip(NETWORK, family=6)), mode=self.mode,

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from distrogate.errors import GuestError, GuestTimeout, LabError
 from distrogate.fsutil import atomic_write_text
 from distrogate.images.artifact import ImageArtifact
 from distrogate.lab.run import LabRun
@@ -60,6 +61,7 @@ class StepResult:
     seconds: float = 0.0
     ok: bool = True
     error: str = ""
+    lab_fault: bool = False
     detail: dict[str, Any] = field(default_factory=dict)
 
 
@@ -85,9 +87,30 @@ class ScenarioRun:
         """The step that failed, if one did."""
         return next((s for s in self.steps if not s.ok), None)
 
+    @property
+    def lab_error(self) -> str:
+        """Why this run says nothing about the image, or "": its set-up failed (the set-up
+        boots only the baseline), or a step failed because the lab did (see
+        :func:`is_lab_fault`)."""
+        if self.setup_error:
+            return f"the cluster's set-up on the baseline failed: {self.setup_error}"
+        step = self.failed_step
+        if step is not None and step.lab_fault:
+            return f"step {step.index} ({step.text}) failed on the lab: {step.error}"
+        return ""
+
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (``run.json``)."""
         return asdict(self)
+
+
+def is_lab_fault(exc: BaseException) -> bool:
+    """Whether a step failed because the lab did, not the image: libvirt or the lab's
+    plumbing (:class:`LabError`, which includes a node that neither image boots as), or a
+    guest that crashed or lost its agent (a :class:`GuestError` that is not a timeout). A
+    step that merely ran out of time, or failed a check, is judged against the control."""
+    return isinstance(exc, LabError) or (isinstance(exc, GuestError)
+                                         and not isinstance(exc, GuestTimeout))
 
 
 def _describe(step: Step) -> str:
@@ -250,6 +273,7 @@ def _run_steps(steps: _Steps, scenario: Scenario, result: ScenarioRun, say: Prog
         except Exception as exc:  # a failed step is data for the judge
             entry.ok = False
             entry.error = f"{type(exc).__name__}: {exc}"[:2000]
+            entry.lab_fault = is_lab_fault(exc)
             log.warning("%s: step %d (%s) failed: %s", scenario.name, index, entry.text,
                         entry.error)
         t1 = time.monotonic()

@@ -1,0 +1,100 @@
+"""Whose fault a guest that does not come up is (:func:`~distrogate.lab.run.boot_judged`):
+the decision on a scripted sequence of boot outcomes, no VMs. The roll-forward's adds and
+every suite's first boot go through it."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+from distrogate.errors import CandidateDoesNotBoot, GuestCommandTimeout, GuestError, LabError
+from distrogate.lab.run import BootFailure, boot_judged
+from distrogate.scenario.runner import ScenarioRun, StepResult, is_lab_fault
+
+
+@dataclass(frozen=True)
+class Image:
+    name: str
+
+    @property
+    def digest(self) -> str:
+        return f"sha256-of-{self.name}"
+
+
+@dataclass
+class ScriptedLab:
+    """Each boot of an image takes the next outcome from its script: True boots."""
+
+    script: dict[str, list[bool]]
+    boots: list[str] = field(default_factory=list)
+    destroyed: list[str] = field(default_factory=list)
+
+    def boot(self, image: Image, *, role: str, **options: Any) -> str:
+        self.boots.append(image.name)
+        if not self.script[image.name].pop(0):
+            raise BootFailure(f"{image.name}: Kernel panic - not syncing")
+        return f"{role}:{image.name}"
+
+    def destroy(self, machine: str) -> None:
+        self.destroyed.append(machine)
+
+
+CANDIDATE, BASELINE = Image("candidate"), Image("baseline")
+
+
+def judged(lab: ScriptedLab, image: Image = CANDIDATE) -> str:
+    return boot_judged(lab, image, control=BASELINE, role="n5")  # type: ignore[arg-type]
+
+
+def test_a_candidate_that_boots_is_booted_once() -> None:
+    lab = ScriptedLab({"candidate": [True], "baseline": []})
+    assert judged(lab) == "n5:candidate" and lab.boots == ["candidate"]
+
+
+def test_a_one_off_crash_of_the_candidate_is_booted_again_after_the_baseline() -> None:
+    lab = ScriptedLab({"candidate": [False, True], "baseline": [True]})
+    assert judged(lab) == "n5:candidate"
+    assert lab.boots == ["candidate", "baseline", "candidate"]
+    assert lab.destroyed == ["control:baseline"]
+
+
+def test_a_candidate_failing_twice_with_the_baseline_booting_between_is_the_images_fault() -> None:
+    lab = ScriptedLab({"candidate": [False, False], "baseline": [True]})
+    with pytest.raises(CandidateDoesNotBoot, match="twice, the baseline booting between"):
+        judged(lab)
+
+
+def test_neither_image_booting_is_the_labs_fault() -> None:
+    lab = ScriptedLab({"candidate": [False], "baseline": [False]})
+    with pytest.raises(LabError, match="neither image boots"):
+        judged(lab)
+
+
+def test_the_baseline_itself_gets_a_second_boot_and_two_failures_are_the_labs() -> None:
+    again = ScriptedLab({"baseline": [False, True]})
+    assert judged(again, BASELINE) == "n5:baseline" and again.boots == ["baseline"] * 2
+    never = ScriptedLab({"baseline": [False, False]})
+    with pytest.raises(LabError, match="the baseline does not boot on this lab"):
+        judged(never, BASELINE)
+
+
+def test_a_step_the_lab_broke_makes_the_run_unjudgeable_a_timeout_does_not() -> None:
+    assert is_lab_fault(LabError("libvirtd died"))
+    assert is_lab_fault(GuestError("n5: Kernel panic"))
+    assert not is_lab_fault(GuestCommandTimeout("n5: not streaming within 120s"))
+    assert not is_lab_fault(CandidateDoesNotBoot("does not boot, twice"))
+    assert not is_lab_fault(AssertionError("lost writes"))
+    run = ScenarioRun("rolling-replace", "real", {})
+    run.steps.append(StepResult(1, "add", "add n4 (candidate)"))
+    assert run.lab_error == ""
+    run.steps.append(StepResult(2, "add", "add n5 (candidate)", ok=False,
+                                error="LabError: neither image boots", lab_fault=True))
+    assert run.lab_error.startswith("step 2 (add n5 (candidate)) failed on the lab")
+    timed_out = ScenarioRun("rolling-replace", "real", {})
+    timed_out.steps.append(StepResult(1, "add", "add n3 (candidate)", ok=False,
+                                      error="GuestCommandTimeout: not streaming"))
+    assert timed_out.lab_error == ""
+    setup = ScenarioRun("rolling-replace", "control", {}, setup_error="LabError: gone")
+    assert "set-up on the baseline failed" in setup.lab_error
