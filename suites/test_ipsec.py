@@ -39,7 +39,7 @@ from distrogate.lab.topology import NetworkSpec, NodeSpec, Topology, TopologySpe
 from fixtures.recording import Recorder
 from fixtures.suites import suite_settings
 
-pytestmark = [pytest.mark.vm, pytest.mark.slow]
+pytestmark = [pytest.mark.vm, pytest.mark.slow, pytest.mark.lab_heavy]
 log = logging.getLogger(__name__)
 
 #: pair → (network, node a, image of a, node b, image of b); ``a`` initiates, ``b`` is restarted

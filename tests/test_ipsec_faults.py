@@ -35,6 +35,10 @@ def _regressions(tmp_path: Path) -> dict[str, str]:
             if d["status"] == "regression"}
 
 
+# six guests per gate run: never beside the IPsec suite under xdist (fixtures/heavy.py)
+pytestmark = pytest.mark.lab_heavy
+
+
 @pytest.mark.parametrize(("setting", "problem"), [
     ("implementation: openswan", "suites.ipsec.implementation: unknown implementation 'openswan'"),
     ("auth: eap-tls", "suites.ipsec.auth: unknown auth 'eap-tls'"),
