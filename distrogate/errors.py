@@ -99,3 +99,13 @@ def is_image_fault(exc: BaseException) -> bool:
         return True
     return type(exc).__name__ == "Failed" and any(
         base.__module__.startswith("_pytest") for base in type(exc).__mro__)
+
+
+def is_lab_fault(exc: BaseException) -> bool:
+    """Whether ``exc`` says the lab broke, whatever the image: libvirt or the lab's plumbing
+    (:class:`LabError`), or a guest that crashed or lost its agent (a :class:`GuestError`
+    that is not a timeout). Narrower than ``not is_image_fault(exc)``: a wait that merely ran
+    out of time is left to the comparison with the baseline, where a time is observed on
+    both sides (a candidate that hangs is a finding; a slow lab slows both)."""
+    return isinstance(exc, LabError) or (isinstance(exc, GuestError)
+                                         and not isinstance(exc, GuestTimeout))

@@ -7,7 +7,9 @@ with live progress on stderr: each step with its time and the writers' acknowled
 and indeterminate counts. ``--control`` runs the control (baseline onto baseline) first, as
 the gate does. The run's files (``run.json``, the write history, the cluster's logs) go to
 ``--out``. Exit 0 when every step ran and every check passed, 1 when not, 3 for bad input,
-4 when the lab failed, 130 on an interrupt (everything started is removed).
+4 when the lab failed (also when a run's set-up or a step failed because of the lab: a node
+that crashed, or one neither image boots as; see ``ScenarioRun.lab_error``), 130 on an
+interrupt (everything started is removed).
 
 ``distrogate scenario check FILE...`` only loads and checks scenario files.
 """
@@ -26,6 +28,7 @@ log = logging.getLogger(__name__)
 
 EXIT_OK = 0
 EXIT_FAILED = 1
+EXIT_LAB = 4  # as the top-level CLI's EXIT_INFRA: the lab failed, nothing said of the image
 
 
 def _say(line: str) -> None:
@@ -64,11 +67,12 @@ def cmd_scenario_run(args: argparse.Namespace, lab_run: Callable[[argparse.Names
     out = Path(args.out or f"scenario-{scenario.name}-{time.strftime('%Y%m%d-%H%M%S')}")
     runs = [("control", as_control(scenario))] if args.control else []
     runs.append(("real", scenario))
-    failed = False
+    failed = lab_failed = False
     with lab_run(args) as lab:
         for label, plan in runs:
             done = run_scenario(lab, plan, images, run=label, tree=tree, workdir=out / label,
                                 progress=_say)
+            lab_failed = bool(done.lab_error)
             bad = [f"step {s.index} ({s.text}): {s.error}" for s in done.steps if not s.ok]
             bad += [f"{name}: {result.get('error') or 'failed'}"
                     for name, result in done.checks.items() if not result.get("ok")]
@@ -81,7 +85,11 @@ def cmd_scenario_run(args: argparse.Namespace, lab_run: Callable[[argparse.Names
             for line in bad:
                 _say(f"  {line[:500]}")
             failed = failed or bool(bad)
-    return EXIT_FAILED if failed else EXIT_OK
+            if lab_failed:
+                _say(f"{scenario.name} ({label}): the lab failed, so this run says nothing "
+                     f"about the image: {done.lab_error[:500]}")
+                break  # a real run after a broken control has nothing to be compared with
+    return EXIT_LAB if lab_failed else EXIT_FAILED if failed else EXIT_OK
 
 
 def add_commands(sub: Any, lab_options: Callable[[argparse.ArgumentParser], None],
@@ -94,7 +102,7 @@ def add_commands(sub: Any, lab_options: Callable[[argparse.ArgumentParser], None
                                            metavar="ACTION")
     p = scenario_sub.add_parser(
         "run", help="run a scenario file with live progress (exit 0 ok, 1 a step or check "
-        "failed)")
+        "failed, 4 the lab failed)")
     p.add_argument("file", help="the scenario file (scenarios/*.yaml)")
     p.add_argument("--candidate", default="candidate",
                    help="IMAGE the added nodes boot from (default: candidate)")

@@ -22,7 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from distrogate.errors import GuestError, GuestTimeout, LabError
+from distrogate.errors import is_lab_fault
 from distrogate.fsutil import atomic_write_text
 from distrogate.images.artifact import ImageArtifact
 from distrogate.lab.run import LabRun
@@ -91,7 +91,7 @@ class ScenarioRun:
     def lab_error(self) -> str:
         """Why this run says nothing about the image, or "": its set-up failed (the set-up
         boots only the baseline), or a step failed because the lab did (see
-        :func:`is_lab_fault`)."""
+        :func:`~distrogate.errors.is_lab_fault`)."""
         if self.setup_error:
             return f"the cluster's set-up on the baseline failed: {self.setup_error}"
         step = self.failed_step
@@ -102,15 +102,6 @@ class ScenarioRun:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary (``run.json``)."""
         return asdict(self)
-
-
-def is_lab_fault(exc: BaseException) -> bool:
-    """Whether a step failed because the lab did, not the image: libvirt or the lab's
-    plumbing (:class:`LabError`, which includes a node that neither image boots as), or a
-    guest that crashed or lost its agent (a :class:`GuestError` that is not a timeout). A
-    step that merely ran out of time, or failed a check, is judged against the control."""
-    return isinstance(exc, LabError) or (isinstance(exc, GuestError)
-                                         and not isinstance(exc, GuestTimeout))
 
 
 def _describe(step: Step) -> str:

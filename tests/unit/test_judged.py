@@ -13,9 +13,11 @@ from distrogate.errors import (
     CandidateDoesNotBoot,
     GuestCommandFailed,
     GuestCommandTimeout,
+    GuestError,
     InputError,
     LabError,
     is_image_fault,
+    is_lab_fault,
 )
 from distrogate.policy import parse_policy, pattern_matches, today_utc
 from distrogate.results import DIED_RUNNING, Outcome, missing_records, worst
@@ -43,6 +45,14 @@ def test_image_faults_and_lab_problems_are_told_apart_by_cause() -> None:
     assert not is_image_fault(GuestCommandTimeout("slow lab"))
     assert not is_image_fault(LabError("libvirtd died"))
     assert not is_image_fault(InputError("bad locale"))
+
+
+def test_a_lab_fault_is_a_broken_lab_or_a_crashed_guest_never_a_timeout_or_a_finding() -> None:
+    assert is_lab_fault(LabError("libvirtd died"))
+    assert is_lab_fault(GuestError("n5: Kernel panic"))
+    assert not is_lab_fault(GuestCommandTimeout("n5: not streaming within 120s"))
+    assert not is_lab_fault(CandidateDoesNotBoot("does not boot, twice"))
+    assert not is_lab_fault(AssertionError("lost writes"))
 
 
 def test_one_severity_order_failed_beats_error() -> None:

@@ -15,6 +15,7 @@ from distrogate.errors import InputError
 from distrogate.scenario.checks import as_of_read, collation_versions
 from distrogate.scenario.history import Status, Write, check_keys
 from distrogate.scenario.judge import FarLonger
+from distrogate.scenario.runner import ScenarioRun, StepResult
 from distrogate.scenario.settings import SCENARIOS_DIR, parse
 
 
@@ -112,7 +113,6 @@ def test_a_step_is_the_same_check_on_the_control_and_the_real_run() -> None:
     """An add step's text names the image (the baseline in the control, the candidate in the
     real run); the check it is judged as must not, or a failing add on the candidate would
     have no control to be judged against (and passed unjudged, as it once did)."""
-    from distrogate.scenario.runner import StepResult
     from suites.test_rollforward import _key
 
     control = StepResult(1, "add", "add n3 (baseline)")
@@ -120,3 +120,18 @@ def test_a_step_is_the_same_check_on_the_control_and_the_real_run() -> None:
     assert _key(control) == _key(real) == "1:add n3"
     assert _key(StepResult(2, "catch_up", "catch up n3 (lag <= 1048576 B)")) == "2:catch up n3"
     assert _key(StepResult(3, "switchover", "switchover to n3")) == "3:switchover to n3"
+
+
+def test_a_run_the_lab_broke_says_why_and_a_timed_out_step_does_not() -> None:
+    run = ScenarioRun("rolling-replace", "real", {})
+    run.steps.append(StepResult(1, "add", "add n4 (candidate)"))
+    assert run.lab_error == ""
+    run.steps.append(StepResult(2, "add", "add n5 (candidate)", ok=False,
+                                error="LabError: neither image boots", lab_fault=True))
+    assert run.lab_error.startswith("step 2 (add n5 (candidate)) failed on the lab")
+    timed_out = ScenarioRun("rolling-replace", "real", {})
+    timed_out.steps.append(StepResult(1, "add", "add n3 (candidate)", ok=False,
+                                      error="GuestCommandTimeout: not streaming"))
+    assert timed_out.lab_error == ""
+    setup = ScenarioRun("rolling-replace", "control", {}, setup_error="LabError: gone")
+    assert "set-up on the baseline failed" in setup.lab_error
