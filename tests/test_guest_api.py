@@ -79,6 +79,20 @@ def test_timeouts_are_bounded_and_a_lab_problem(vm: Machine) -> None:
         vm.wait_until_succeeds("false", timeout=3)
 
 
+def test_a_stalled_agent_is_waited_for_not_taken_for_a_dead_guest(vm: Machine) -> None:
+    """qemu-ga frozen for 45 s while a command runs (as a loaded TCG host can stall it): the
+    status polls stall, libvirt says "not available for now", and the command's own result
+    still arrives once the agent answers again (it raised GuestTimeout after 30 s before)."""
+    vm.succeed("setsid sh -c 'sleep 3; pkill -STOP -x qemu-ga; sleep 45; pkill -CONT -x qemu-ga'"
+               " </dev/null >/dev/null 2>&1 &")
+    started = time.monotonic()
+    result = vm.execute("sleep 6; echo done", timeout=180)
+    spent = time.monotonic() - started
+    assert (result.exit_code, result.stdout_text) == (0, "done\n")
+    assert spent > 40, f"the agent was never stalled ({spent:.0f}s): the test tested nothing"
+    assert vm.execute("pgrep -x qemu-ga -r T").exit_code == 1, "qemu-ga still stopped"
+
+
 def test_wait_for_unit(vm: Machine) -> None:
     vm.wait_for_unit("qemu-guest-agent.service", timeout=30)
     vm.succeed("systemd-run --unit=dg-broken --property=Restart=no /bin/false")

@@ -42,20 +42,62 @@ class LibvirtAgent:
 
     def command(self, execute: str, arguments: dict[str, Any] | None = None, *,
                 timeout: float = 10) -> Any:
-        """Send ``execute`` with ``arguments``; raise :class:`GuestError` if the agent fails."""
+        """Send ``execute`` with ``arguments``; raise :class:`GuestError` if the agent fails.
+
+        An agent that stalls (libvirt: "Guest agent not available for now") is asked again,
+        for at most :data:`STALL_BUDGET` seconds, where asking again is safe: a command that
+        only reads (:data:`REPEATABLE`), or one libvirt never sent (see :func:`stall_retry`).
+        A loaded TCG host stalls guests for seconds; such a stall is not the image's doing.
+        """
         message: dict[str, Any] = {"execute": execute}
         if arguments is not None:
             message["arguments"] = arguments
-        try:
-            reply = virt.agent_command(self._domain, json.dumps(message),
-                                       max(1, math.ceil(timeout)))
-        except virt.LibvirtError as exc:
-            text = str(exc)
-            cls = GuestTimeout if "timeout" in text.lower() or "not responding" in text else GuestError
-            raise cls(f"{self.name}: guest agent {execute}: {text}") from None
+        seconds = max(1, math.ceil(timeout))
+        give_up = time.monotonic() + STALL_BUDGET
+        while True:
+            sent = time.monotonic()
+            try:
+                reply = virt.agent_command(self._domain, json.dumps(message), seconds)
+                break
+            except virt.LibvirtError as exc:
+                text = str(exc)
+                now = time.monotonic()
+                if now < give_up and stall_retry(execute, text, now - sent, seconds):
+                    log.warning("%s: guest agent stalled on %s after %.1fs (%s); asking again",
+                                self.name, execute, now - sent, text)
+                    time.sleep(1.0)
+                    continue
+                cls = GuestTimeout if "timeout" in text.lower() or "not responding" in text \
+                    else GuestError
+                raise cls(f"{self.name}: guest agent {execute}: {text}") from None
         if reply is None:
             raise GuestError(f"{self.name}: guest agent {execute}: empty reply")
         return json.loads(reply).get("return")
+
+
+# How long an agent may stay stalled before a command that can be repeated gives up.
+STALL_BUDGET = 120.0
+# libvirt waits this long (QEMU_AGENT_WAIT_TIME) for the guest-sync it sends before a command
+# whenever an earlier command timed out; a stall inside that wait means the command itself
+# was never sent.
+SYNC_WAIT = 5.0
+# Commands that only read: sending one twice changes nothing in the guest.
+REPEATABLE = frozenset({"guest-exec-status", "guest-info", "guest-get-osinfo",
+                        "guest-get-time", "guest-network-get-interfaces"})
+_STALLED = "not available for now"
+
+
+def stall_retry(execute: str, error: str, elapsed: float, seconds: int) -> bool:
+    """Whether a failed agent command may be sent again: the agent stalled (libvirt's
+    "Guest agent not available for now"), and either ``execute`` only reads, or the failure
+    came back so long before the command's own ``seconds`` that it can only have been
+    libvirt's guest-sync timing out, before the command was sent. ``guest-ping`` is never
+    repeated here: its callers poll it on their own clock."""
+    if _STALLED not in error or execute == "guest-ping":
+        return False
+    if execute in REPEATABLE:
+        return True
+    return seconds >= 2 * SYNC_WAIT and elapsed < min(seconds - 1.0, SYNC_WAIT * 1.6)
 
 
 @dataclass(frozen=True)
@@ -94,7 +136,9 @@ def guest_exec(agent: Agent, argv: list[str], *, timeout: float, stdin: bytes | 
     if stdin is not None:
         arguments["input-data"] = base64.b64encode(stdin).decode()
     started = time.monotonic()
-    pid = agent.command("guest-exec", arguments, timeout=max(5.0, min(timeout, 30.0)))["pid"]
+    # At least 2 x SYNC_WAIT, so that a stalled guest-sync is told apart from a stalled command.
+    pid = agent.command("guest-exec", arguments,
+                        timeout=max(2 * SYNC_WAIT, min(timeout, 30.0)))["pid"]
     deadline = started + timeout
     delay = 0.002
     while True:
