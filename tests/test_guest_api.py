@@ -9,7 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from distrogate.errors import GuestCommandFailed, GuestCommandTimeout, is_image_fault
+from distrogate.errors import (
+    GuestCommandFailed,
+    GuestCommandTimeout,
+    GuestError,
+    GuestTimeout,
+    is_image_fault,
+    is_lab_fault,
+)
 from distrogate.guest.machine import Machine
 from distrogate.guest.testinfra_backend import agent_host
 from distrogate.images.artifact import ImageArtifact
@@ -91,6 +98,23 @@ def test_a_stalled_agent_is_waited_for_not_taken_for_a_dead_guest(vm: Machine) -
     assert (result.exit_code, result.stdout_text) == (0, "done\n")
     assert spent > 40, f"the agent was never stalled ({spent:.0f}s): the test tested nothing"
     assert vm.execute("pgrep -x qemu-ga -r T").exit_code == 1, "qemu-ga still stopped"
+
+
+def test_a_guest_that_panics_mid_command_is_a_crash_not_a_timeout(
+        lab_run: LabRun, baseline_image: ImageArtifact) -> None:
+    """A kernel that dies while a command runs (sysrq's crash: a real panic) stalls the
+    agent; the console shows the panic, so the command ends at the first stall as a crash
+    (the lab's fault), not as a timeout two minutes later."""
+    crashing = lab_run.boot(baseline_image, role="panic")
+    try:
+        started = time.monotonic()
+        with pytest.raises(GuestError, match=r"crashed.*sysrq triggered crash") as crashed:
+            crashing.execute("sleep 2; echo c > /proc/sysrq-trigger; sleep 120", timeout=300)
+        assert not isinstance(crashed.value, GuestTimeout)
+        assert is_lab_fault(crashed.value)
+        assert time.monotonic() - started < 90
+    finally:
+        lab_run.destroy(crashing)
 
 
 def test_wait_for_unit(vm: Machine) -> None:

@@ -11,6 +11,7 @@ import json
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -36,9 +37,11 @@ class Agent(Protocol):
 class LibvirtAgent:
     """The guest agent of a libvirt domain (``virDomainQemuAgentCommand``)."""
 
-    def __init__(self, domain: virt.Domain, name: str) -> None:
+    def __init__(self, domain: virt.Domain, name: str, *,
+                 crashed: Callable[[], str | None] | None = None) -> None:
         self._domain = domain
         self.name = name
+        self._crashed = crashed  # a fatal console message of this boot, if there is one
 
     def command(self, execute: str, arguments: dict[str, Any] | None = None, *,
                 timeout: float = 10) -> Any:
@@ -48,6 +51,8 @@ class LibvirtAgent:
         for at most :data:`STALL_BUDGET` seconds, where asking again is safe: a command that
         only reads (:data:`REPEATABLE`), or one libvirt never sent (see :func:`stall_retry`).
         A loaded TCG host stalls guests for seconds; such a stall is not the image's doing.
+        A stall of a guest whose console shows its kernel died raises :class:`GuestError`
+        (a crash) at once.
         """
         message: dict[str, Any] = {"execute": execute}
         if arguments is not None:
@@ -62,6 +67,10 @@ class LibvirtAgent:
             except virt.LibvirtError as exc:
                 text = str(exc)
                 now = time.monotonic()
+                crash = self._crashed() if self._crashed and _STALLED in text else None
+                if crash is not None:
+                    raise GuestError(f"{self.name}: guest agent {execute}: the guest crashed "
+                                     f"({crash})") from None
                 if now < give_up and stall_retry(execute, text, now - sent, seconds):
                     log.warning("%s: guest agent stalled on %s after %.1fs (%s); asking again",
                                 self.name, execute, now - sent, text)

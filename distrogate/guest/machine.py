@@ -95,7 +95,9 @@ class Machine:
         Output comes back in the agent's reply (up to about 3 MiB); with ``spool`` it goes
         to files in the guest that are read back in chunks (any size, a few calls more).
         Raises :class:`GuestCommandTimeout` if it does not finish within ``timeout`` (the
-        process is killed), :class:`GuestError` if the agent does not answer.
+        process is killed), :class:`GuestTimeout` if the agent stops answering (a stall of
+        up to two minutes is waited out), :class:`GuestError` if the agent fails or the
+        console shows that the guest's kernel died.
         """
         argv = ["/bin/sh", "-c", command] if isinstance(command, str) else list(command)
         if spool:

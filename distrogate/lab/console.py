@@ -65,14 +65,26 @@ class ConsoleWatch:
         self._login_seen = None
         self._start = _size(self.path)
 
-    def problem(self) -> str | None:
-        """A one-line reason the guest cannot come up, or None."""
+    def fatal(self) -> str | None:
+        """A one-line fatal message (a kernel panic, emergency mode, ...) the console showed
+        since this boot began, or None. Unlike :meth:`problem`, safe to ask at any time of a
+        running guest's life."""
         data = tail(self.path, start=self._start)
         for pattern, what in _FATAL:
             match = pattern.search(data)
             if match:
                 line = match.group(0).decode(errors="replace").strip()
-                return f"{what}: {line}" if line and what not in line.lower() else what
+                if not line:
+                    return what
+                return line if what in line.lower() else f"{what}: {line}"
+        return None
+
+    def problem(self) -> str | None:
+        """A one-line reason the guest cannot come up, or None (ask it while it boots)."""
+        fatal = self.fatal()
+        if fatal is not None:
+            return fatal
+        data = tail(self.path, start=self._start)
         if _LOGIN.search(data):
             now = time.monotonic()
             if self._login_seen is None:

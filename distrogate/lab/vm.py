@@ -50,7 +50,7 @@ class VM:
         """The guest agent of the running domain."""
         if self._domain is None:
             raise LabError(f"{self.name}: not started")
-        return LibvirtAgent(self._domain, self.name)
+        return LibvirtAgent(self._domain, self.name, crashed=self._watch.fatal)
 
     def is_running(self) -> bool:
         """Whether the domain exists and runs."""
