@@ -321,6 +321,14 @@ class PgNode:
                            re.finditer(r"/usr/lib/postgresql/(\d+)/bin/postgres",
                                        found.stdout_text)), reverse=True)
         if not versions:
+            elsewhere = self.execute(["/bin/sh", "-c", "command -v postgres || "
+                                      "ls /usr/pgsql-*/bin/postgres 2>/dev/null"],
+                                     user=None, timeout=30).stdout_text.split()
+            if elsewhere:
+                raise InputError(f"node {self.name} ({self._where()}): PostgreSQL at "
+                                 f"{elsewhere[0]}, not in Debian's postgresql-common layout "
+                                 "(/usr/lib/postgresql/<major>), the only one image mode runs "
+                                 "(use source: container)")
             raise InputError(f"node {self.name} ({self._where()}): no PostgreSQL server "
                              "(/usr/lib/postgresql/*/bin/postgres)")
         return str(versions[0])
@@ -350,7 +358,7 @@ class PgNode:
     def settings(self) -> str:
         """Our ``conf.d`` settings: listen on every address, streaming replication, WAL
         archiving through pgBackRest, checksums-independent ``wal_log_hints`` (for
-        pg_rewind)."""
+        pg_rewind), a 1 s WAL source retry."""
         backrest = f"pgbackrest --config={BACKREST_CONF} --stanza={self.stanza}"
         return "\n".join([
             "# written by distrogate (roll-forward scenario)",
@@ -367,6 +375,9 @@ class PgNode:
             f"archive_command = '{backrest} archive-push %p'",
             f"restore_command = '{backrest} archive-get %f \"%p\"'",
             "recovery_target_timeline = 'latest'",
+            # a standby whose primary went away (a switchover) or whose archive ran out (a
+            # restore catching up) tries its WAL sources again after 1 s, not the default 5 s
+            "wal_retrieve_retry_interval = '1s'",
             "log_line_prefix = '%m [%p] %q%u@%d '",
             "log_min_messages = info",
             "",
