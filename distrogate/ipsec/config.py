@@ -201,6 +201,16 @@ def ndp_bypass_unit() -> str:
     ])
 
 
+def start_timeout_dropin(unit: str, seconds: int) -> tuple[str, str]:
+    """The path and text of a drop-in that gives the IKE daemon's ``unit`` ``seconds`` to
+    start: the suite's own bound then judges a slow start (against the baseline), not
+    systemd's default 90 s, which libreswan's ``ipsec.service`` (NSS checks, the stack
+    manager) ran past under TCG on a loaded host, on both images alike."""
+    return (f"/etc/systemd/system/{unit}.d/distrogate-start-timeout.conf",
+            "# written by distrogate's IPsec suite\n[Service]\n"
+            f"TimeoutStartSec={int(seconds)}\n")
+
+
 def files_for(kind: str, conns: list[Connection]) -> dict[str, str]:
     """Guest path → content of every configuration file ``kind`` (strongswan, libreswan) needs
     (certificates and keys come from :mod:`distrogate.ipsec.pki`)."""

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from distrogate.errors import GuestCommandTimeout
 from distrogate.guest.machine import Machine
 from distrogate.ipsec import parse
-from distrogate.ipsec.config import NDP_UNIT, SWANCTL_DIR, Connection, files_for
+from distrogate.ipsec.config import (
+    NDP_UNIT,
+    SWANCTL_DIR,
+    Connection,
+    files_for,
+    start_timeout_dropin,
+)
 from distrogate.ipsec.detect import LIBRESWAN, PROBE, STRONGSWAN, Implementation, parse_probe
 from distrogate.ipsec.pki import NodeCert
 
@@ -96,9 +102,11 @@ class IkeNode:
         if self.impl is None:
             return Ran(False, "no IKE implementation in the image", 0.0)
         started = time.monotonic()
-        for path, text in files_for(self.impl.kind, conns).items():
+        dropin, timeout_text = start_timeout_dropin(self.impl.unit, DAEMON_START_SECONDS)
+        self.machine.succeed(["mkdir", "-p", dropin.rsplit("/", 1)[0]], timeout=30)
+        for path, text in {**files_for(self.impl.kind, conns), dropin: timeout_text}.items():
             self.machine.write_file(path, text.encode(),
-                                    mode=0o644 if path.endswith(".service") else 0o600,
+                                    mode=0o644 if path.startswith("/etc/systemd/") else 0o600,
                                     timeout=60)
         if cert is not None:
             for sub, local in (("x509", cert.cert), ("private", cert.key), ("x509ca", cert.ca)):

@@ -17,6 +17,7 @@ from distrogate.ipsec.config import (
     libreswan_proposal,
     libreswan_secrets,
     ndp_bypass_unit,
+    start_timeout_dropin,
     swanctl_conf,
 )
 
@@ -120,3 +121,9 @@ def test_one_connection_per_family_when_the_policy_asks_for_ipv4() -> None:
     libreswan = libreswan_conf([psk(), v4])
     assert "conn dg-ipv4" in libreswan and "left=10.1.1.2" in libreswan
     assert "10.1.1.2 10.1.1.3 : PSK" in libreswan_secrets([psk(), v4])
+
+
+def test_the_daemon_gets_the_suites_start_bound_not_systemds_default() -> None:
+    path, text = start_timeout_dropin("ipsec.service", 300)
+    assert path == "/etc/systemd/system/ipsec.service.d/distrogate-start-timeout.conf"
+    assert "[Service]\nTimeoutStartSec=300\n" in text
