@@ -87,16 +87,17 @@ def test_timeouts_are_bounded_and_a_lab_problem(vm: Machine) -> None:
 
 
 def test_a_stalled_agent_is_waited_for_not_taken_for_a_dead_guest(vm: Machine) -> None:
-    """qemu-ga frozen for 45 s while a command runs (as a loaded TCG host can stall it): the
+    """qemu-ga frozen for 30 s while a command runs (as a loaded TCG host can stall it): the
     status polls stall, libvirt says "not available for now", and the command's own result
-    still arrives once the agent answers again (it raised GuestTimeout after 30 s before)."""
-    vm.succeed("setsid sh -c 'sleep 3; pkill -STOP -x qemu-ga; sleep 45; pkill -CONT -x qemu-ga'"
+    still arrives once the agent answers again (it raised GuestTimeout at the first stall
+    before)."""
+    vm.succeed("setsid sh -c 'sleep 3; pkill -STOP -x qemu-ga; sleep 30; pkill -CONT -x qemu-ga'"
                " </dev/null >/dev/null 2>&1 &")
     started = time.monotonic()
     result = vm.execute("sleep 6; echo done", timeout=180)
     spent = time.monotonic() - started
     assert (result.exit_code, result.stdout_text) == (0, "done\n")
-    assert spent > 40, f"the agent was never stalled ({spent:.0f}s): the test tested nothing"
+    assert spent > 25, f"the agent was never stalled ({spent:.0f}s): the test tested nothing"
     assert vm.execute("pgrep -x qemu-ga -r T").exit_code == 1, "qemu-ga still stopped"
 
 
@@ -112,7 +113,7 @@ def test_a_guest_that_panics_mid_command_is_a_crash_not_a_timeout(
             crashing.execute("sleep 2; echo c > /proc/sysrq-trigger; sleep 120", timeout=300)
         assert not isinstance(crashed.value, GuestTimeout)
         assert is_lab_fault(crashed.value)
-        assert time.monotonic() - started < 90
+        assert time.monotonic() - started < 60
     finally:
         lab_run.destroy(crashing)
 

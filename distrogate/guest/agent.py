@@ -94,6 +94,10 @@ SYNC_WAIT = 5.0
 REPEATABLE = frozenset({"guest-exec-status", "guest-info", "guest-get-osinfo",
                         "guest-get-time", "guest-network-get-interfaces"})
 _STALLED = "not available for now"
+# Seconds one guest-exec-status may take before it counts as a stall: generous, since the
+# reply of a finished process carries its output (megabytes through virtio-serial) and qemu-ga
+# forgets the process once it has sent it.
+STATUS_WAIT = 20.0
 
 
 def stall_retry(execute: str, error: str, elapsed: float, seconds: int) -> bool:
@@ -152,7 +156,8 @@ def guest_exec(agent: Agent, argv: list[str], *, timeout: float, stdin: bytes | 
     delay = 0.002
     while True:
         try:
-            status = agent.command("guest-exec-status", {"pid": pid}, timeout=30)
+            # a status query answers at once; a stalled agent is asked again (see command)
+            status = agent.command("guest-exec-status", {"pid": pid}, timeout=STATUS_WAIT)
         except GuestError as exc:
             if "encode message payload" in str(exc) or "No complete agent response" in str(exc):
                 raise GuestError(f"{name}: the output of `{' '.join(argv)[:80]}` is too large "
