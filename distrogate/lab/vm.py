@@ -6,11 +6,11 @@ import logging
 import shutil
 from pathlib import Path
 
-from distrogate import proc
+from distrogate import paths, proc
 from distrogate.errors import LabError
 from distrogate.guest.agent import LibvirtAgent
 from distrogate.lab import virt
-from distrogate.lab.console import ConsoleWatch
+from distrogate.lab.console import ConsoleWatch, keep
 from distrogate.lab.xml import DomainSpec, domain_xml
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,16 @@ class VM:
         """The guest agent of the running domain."""
         if self._domain is None:
             raise LabError(f"{self.name}: not started")
-        return LibvirtAgent(self._domain, self.name, crashed=self._watch.fatal)
+        return LibvirtAgent(self._domain, self.name, crashed=self._crashed)
+
+    def _crashed(self) -> str | None:
+        """The fatal console message of this boot, if there is one, with where a copy of the
+        console log is kept (the VM's own goes with the VM)."""
+        fatal = self._watch.fatal()
+        if fatal is None:
+            return None
+        kept = keep(self.console_log, paths.home(), self.name)
+        return f"{fatal}; console log: {kept}" if kept else fatal
 
     def is_running(self) -> bool:
         """Whether the domain exists and runs."""

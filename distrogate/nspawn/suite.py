@@ -8,7 +8,8 @@ The two images run one after the other, so a host that is busier while the candi
 regression that rests only on such a timeout is therefore confirmed before it is reported:
 both images run again, back to back, and the second pair is judged (the first is kept as
 evidence). A candidate that is really slow or hangs runs out of time again; a lab that was
-slow for a moment does not make it a regression.
+slow for a moment does not make it a regression. An image's run that the lab broke (a guest
+that crashed, libvirt) runs once more on a fresh VM.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from distrogate.differential import Delta, DeltaStatus
+from distrogate.errors import is_lab_fault
 from distrogate.images.artifact import ImageArtifact
 from distrogate.lab.run import LabRun, boot_judged
 from distrogate.logsteps import step
@@ -136,11 +138,24 @@ def run_suite(lab_run: LabRun, candidate: ImageArtifact, baseline: ImageArtifact
     started = time.monotonic()
     tree = build_container(config.container)
 
+    def one(image: ImageArtifact, role: str, control: ImageArtifact | None) -> ImageRun:
+        try:
+            return run_on_image(lab_run, image, tree, role=role, bounds=config.bounds,
+                                only=config.checks, control=control)
+        except Exception as exc:
+            if not is_lab_fault(exc):
+                raise
+            # a guest that crashed (a TCG guest restored from its warm template now and then
+            # dies with a kernel panic a minute later) or libvirt failing: the lab's, so the
+            # image runs once more on a fresh VM; a second failure is the lab's to report
+            log.warning("nspawn: the %s's run broke because of the lab (%s); running it once "
+                        "more on a fresh VM", role, exc)
+            return run_on_image(lab_run, image, tree, role=role, bounds=config.bounds,
+                                only=config.checks, control=control)
+
     def both() -> tuple[ImageRun, ImageRun, list[Delta]]:
-        base = run_on_image(lab_run, baseline, tree, role="baseline", bounds=config.bounds,
-                            only=config.checks)
-        cand = run_on_image(lab_run, candidate, tree, role="candidate", bounds=config.bounds,
-                            only=config.checks, control=baseline)
+        base = one(baseline, "baseline", None)
+        cand = one(candidate, "candidate", baseline)
         return cand, base, deltas(cand.results, base.results,
                                   lambda check: bound_of(check, config.bounds))
 
