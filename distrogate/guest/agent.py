@@ -163,6 +163,11 @@ def guest_exec(agent: Agent, argv: list[str], *, timeout: float, stdin: bytes | 
                 raise GuestError(f"{name}: the output of `{' '.join(argv)[:80]}` is too large "
                                  "for one agent reply (about 3 MiB); run it with "
                                  "execute(..., spool=True)") from None
+            if "Invalid parameter" in str(exc) and "pid" in str(exc):
+                # qemu-ga forgets a finished process once it has sent its status: a reply
+                # lost to a stall (asked again since) took the result with it
+                raise GuestError(f"{name}: the guest agent stalled and lost the result of "
+                                 f"`{' '.join(argv)[:80]}` ({exc})") from None
             raise
         if status.get("exited"):
             code = status.get("exitcode")
