@@ -13,15 +13,17 @@ from distrogate.errors import InfraError
 
 
 @contextlib.contextmanager
-def file_lock(path: Path, *, timeout: float, what: str = "") -> Iterator[None]:
-    """Hold an exclusive lock on ``path`` for the body; wait at most ``timeout`` seconds."""
+def file_lock(path: Path, *, timeout: float, what: str = "",
+              shared: bool = False) -> Iterator[None]:
+    """Hold an exclusive (or ``shared``) lock on ``path`` for the body; wait at most
+    ``timeout`` seconds."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     deadline = time.monotonic() + timeout
     try:
         while True:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
                 break
             except BlockingIOError:
                 if time.monotonic() > deadline:
