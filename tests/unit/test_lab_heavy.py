@@ -1,7 +1,7 @@
 """A lab-heavy module runs alone under pytest-xdist (fixtures/heavy.py): a real ``pytest -n 2``
 run of four modules, two of them heavy, one with a ``vm`` test and one without, timed by what
 they record. No heavy module overlaps another or a VM module; under ``loadscope`` (make test's
-mode) the heavy ones share one worker."""
+mode) the heavy ones share one worker, and the module without VMs runs beside them."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fixtures.heavy import marks_module_heavy
+from fixtures.heavy import SCOPE, marks_module_heavy, marks_module_vm, run_order
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -56,6 +56,8 @@ def test_heavy_modules_overlap_no_other_vm_module(tmp_path: Path, dist: str) -> 
     assert apart("a", "b") and apart("a", "c") and apart("b", "c"), spans
     if dist == "loadscope":  # one work unit: one worker runs both heavy modules
         assert spans["a"][2] == spans["b"][2], spans
+        # handed out first, with the module that boots no VM next: that one runs beside them
+        assert not (apart("d", "a") and apart("d", "b")), spans
 
 
 @pytest.mark.parametrize(("source", "heavy"), [
@@ -72,3 +74,24 @@ def test_the_controller_reads_the_marking_from_the_source(tmp_path: Path, source
     module = tmp_path / "test_m.py"
     module.write_text(f"import pytest\n{source}\n")
     assert marks_module_heavy(module) is heavy
+
+
+@pytest.mark.parametrize(("source", "vm"), [
+    ("pytestmark = pytest.mark.vm", True),
+    ("@pytest.mark.vm\ndef test_x():\n    pass", True),
+    ("pytestmark = [pytest.mark.slow, pytest.mark.vm]", True),
+    ("def test_x():\n    pass", False),
+    ("vm = 1\ndef test_x():\n    assert vm", False),
+    ("pytestmark = (", True),  # unparsable: treated as booting VMs
+])
+def test_the_controller_tells_modules_that_boot_no_vm(tmp_path: Path, source: str,
+                                                      vm: bool) -> None:
+    module = tmp_path / "test_m.py"
+    module.write_text(f"import pytest\n{source}\n")
+    assert marks_module_vm(module) is vm
+
+
+def test_the_heavy_unit_goes_first_then_the_units_without_vms() -> None:
+    scopes = ["t/test_a.py", "t/test_unit.py", SCOPE, "t/test_b.py", "t/test_unit2.py"]
+    order = run_order(scopes, lambda scope: "unit" not in scope)
+    assert order == [SCOPE, "t/test_unit.py", "t/test_unit2.py", "t/test_a.py", "t/test_b.py"]
