@@ -130,9 +130,10 @@ class IkeNode:
             return Ran(False, "no IKE implementation in the image", 0.0)
         unit = shlex.quote(self.impl.unit)
         ndp = "" if self.ndp_enabled else (
-            # one reload: `enable` reloads systemd too unless told not to, and a reload takes
-            # ~3 s on an idle TCG guest, five times that beside the other pairs' guests
-            f"systemctl daemon-reload && systemctl enable -q --no-reload {NDP_UNIT} && "
+            # one reload, after the enable's links exist: `enable` reloads systemd too unless
+            # told not to, and a reload takes ~3 s on an idle TCG guest, five times that
+            # beside the other pairs' guests
+            f"systemctl enable -q --no-reload {NDP_UNIT} && systemctl daemon-reload && "
             f"systemctl restart {NDP_UNIT} && ")
         if self.impl.kind == STRONGSWAN:
             ran = self.run(f"{ndp}(systemctl is-active -q {unit} || systemctl start {unit}) && "
