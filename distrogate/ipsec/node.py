@@ -129,12 +129,7 @@ class IkeNode:
         if self.impl is None:
             return Ran(False, "no IKE implementation in the image", 0.0)
         unit = shlex.quote(self.impl.unit)
-        ndp = "" if self.ndp_enabled else (
-            # one reload, after the enable's links exist: `enable` reloads systemd too unless
-            # told not to, and a reload takes ~3 s on an idle TCG guest, five times that
-            # beside the other pairs' guests
-            f"systemctl enable -q --no-reload {NDP_UNIT} && systemctl daemon-reload && "
-            f"systemctl restart {NDP_UNIT} && ")
+        ndp = self.unit_setup()
         if self.impl.kind == STRONGSWAN:
             ran = self.run(f"{ndp}(systemctl is-active -q {unit} || systemctl start {unit}) && "
                            "swanctl --load-all --noprompt", timeout=DAEMON_START_SECONDS)
@@ -144,6 +139,18 @@ class IkeNode:
                            timeout=DAEMON_START_SECONDS)
         self.ndp_enabled = self.ndp_enabled or ran.ok
         return ran
+
+    def unit_setup(self) -> str:
+        """Shell commands, each followed by ``&&``, that enable and start the NDP bypass unit
+        and make systemd read the units :meth:`install` wrote (the daemon's start-timeout
+        drop-in): what a first load runs before the daemon; empty once a load did it. One
+        reload, after the enable's links exist: ``enable`` reloads systemd too unless told
+        not to, and a reload takes ~3 s on an idle TCG guest, five times that beside the
+        other pairs' guests."""
+        if self.ndp_enabled:
+            return ""
+        return (f"systemctl enable -q --no-reload {NDP_UNIT} && systemctl daemon-reload && "
+                f"systemctl restart {NDP_UNIT} && ")
 
     def initiate(self, conn: str, timeout: float) -> Ran:
         """Bring ``conn`` up from this side, within ``timeout`` seconds (libreswan through
