@@ -3,6 +3,7 @@ what a bootstrapped tree holds."""
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -17,7 +18,8 @@ def mmdebstrap(root: Path, release: str, packages: Sequence[str], *,
     """Bootstrap ``release`` with ``packages`` into ``root`` from the host's apt configuration.
 
     mmdebstrap runs in a mount namespace of its own, so the /proc, /sys and /dev/pts it mounts
-    in the tree vanish with it even when it is killed (timeout, Ctrl-C) before it unmounts.
+    in the tree vanish with it even when it is killed (timeout, Ctrl-C) before it unmounts; its
+    temporary directory is one of ours, removed either way.
     """
     argv: list[str | Path] = ["unshare", "--mount", "--propagation", "private", "--fork",
                               "--kill-child", "--", "mmdebstrap", "--quiet", "--variant=apt",
@@ -26,7 +28,10 @@ def mmdebstrap(root: Path, release: str, packages: Sequence[str], *,
     mirror = debian_mirror()
     if mirror:
         argv.append(mirror)
-    proc.run(argv, timeout=timeout)
+    # mmdebstrap's temporary files (its GnuPG home among them) go to a directory of our own,
+    # removed here also when mmdebstrap was killed before it could clean up after itself
+    with tempfile.TemporaryDirectory(prefix="dg-mmdebstrap-") as scratch:
+        proc.run(argv, timeout=timeout, env={"TMPDIR": scratch})
 
 
 def installed_packages(root: Path) -> dict[str, str]:
