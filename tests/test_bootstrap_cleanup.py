@@ -13,6 +13,7 @@ import pytest
 from distrogate.errors import InfraError
 from distrogate.images.bootstrap import mmdebstrap
 
+# where mmdebstrap writes without a TMPDIR of ours: distrogate.proc passes no TMPDIR through
 SYSTEM_TMP = Path("/tmp")
 
 

@@ -51,7 +51,9 @@ class IkeNode:
         self.machine = machine
         self.impl = impl
         self.since = 0.0  # guest epoch seconds at which the current step began
-        self.ndp_enabled = False  # the NDP bypass unit is in place (it survives a reboot)
+        # the NDP bypass unit and the daemon's drop-in are written, enabled and read by
+        # systemd (they survive a reboot); False: the next load sets them up
+        self.units_ready = False
 
     @classmethod
     def detect(cls, machine: Machine, wanted: str = "auto") -> IkeNode:
@@ -105,7 +107,7 @@ class IkeNode:
             return Ran(False, "no IKE implementation in the image", 0.0)
         started = time.monotonic()
         files = files_for(self.impl.kind, conns)
-        if self.ndp_enabled:  # the units are in place and loaded: only the IKE configuration
+        if self.units_ready:  # the units are in place and loaded: only the IKE configuration
             files.pop(NDP_UNIT_PATH, None)
         else:
             dropin, timeout_text = start_timeout_dropin(self.impl.unit, DAEMON_START_SECONDS)
@@ -129,15 +131,17 @@ class IkeNode:
         if self.impl is None:
             return Ran(False, "no IKE implementation in the image", 0.0)
         unit = shlex.quote(self.impl.unit)
-        ndp = self.unit_setup()
         if self.impl.kind == STRONGSWAN:
-            ran = self.run(f"{ndp}(systemctl is-active -q {unit} || systemctl start {unit}) && "
-                           "swanctl --load-all --noprompt", timeout=DAEMON_START_SECONDS)
-        else:
-            ran = self.run(f"{ndp}systemctl restart {unit} && ipsec whack --listen >/dev/null "
-                           "&& ipsec whack --status | grep -q '\"dg-'",
-                           timeout=DAEMON_START_SECONDS)
-        self.ndp_enabled = self.ndp_enabled or ran.ok
+            return self.run_with_units(f"(systemctl is-active -q {unit} || systemctl start "
+                                       f"{unit}) && swanctl --load-all --noprompt")
+        return self.run_with_units(f"systemctl restart {unit} && ipsec whack --listen "
+                                   ">/dev/null && ipsec whack --status | grep -q '\"dg-'")
+
+    def run_with_units(self, command: str) -> Ran:
+        """Run ``command`` (which starts or loads the daemon) after :meth:`unit_setup`, within
+        the daemon's start bound; once it passes, later calls leave systemd alone."""
+        ran = self.run(f"{self.unit_setup()}{command}", timeout=DAEMON_START_SECONDS)
+        self.units_ready = self.units_ready or ran.ok
         return ran
 
     def unit_setup(self) -> str:
@@ -147,7 +151,7 @@ class IkeNode:
         reload, after the enable's links exist: ``enable`` reloads systemd too unless told
         not to, and a reload takes ~3 s on an idle TCG guest, five times that beside the
         other pairs' guests."""
-        if self.ndp_enabled:
+        if self.units_ready:
             return ""
         return (f"systemctl enable -q --no-reload {NDP_UNIT} && systemctl daemon-reload && "
                 f"systemctl restart {NDP_UNIT} && ")

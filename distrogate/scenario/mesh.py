@@ -40,7 +40,7 @@ from distrogate.errors import GuestError, ImageFault, InputError
 from distrogate.guest.machine import Machine
 from distrogate.ipsec.config import LIBRESWAN_CONF, SWANCTL_DIR, Connection, files_for
 from distrogate.ipsec.detect import LIBRESWAN, STRONGSWAN
-from distrogate.ipsec.node import DAEMON_START_SECONDS, IkeNode, Ran
+from distrogate.ipsec.node import IkeNode, Ran
 from distrogate.ipsec.settings import IpsecSettings
 
 log = logging.getLogger(__name__)
@@ -164,7 +164,7 @@ class IpsecMesh:
             ran = node.run("swanctl --load-all --noprompt", timeout=120)
         else:
             if fresh:  # after a reboot or a crash: the unit files too, and systemd reloaded
-                node.ndp_enabled = False
+                node.units_ready = False
             installed = node.install(conns)
             if not installed.ok:
                 raise MeshError(f"mesh: {member.name}: {installed.output}",
@@ -192,10 +192,7 @@ class IpsecMesh:
         """A libreswan node without peers: the NDP bypass and the daemon run, with no
         connection (``IkeNode.load`` would look for one)."""
         assert node.impl is not None
-        ran = node.run(f"{node.unit_setup()}systemctl restart {shlex.quote(node.impl.unit)}",
-                       timeout=DAEMON_START_SECONDS)
-        node.ndp_enabled = node.ndp_enabled or ran.ok
-        return ran
+        return node.run_with_units(f"systemctl restart {shlex.quote(node.impl.unit)}")
 
     @staticmethod
     def _libreswan_update(node: IkeNode, added: list[str], gone: list[str]) -> Ran:

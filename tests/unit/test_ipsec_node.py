@@ -25,5 +25,5 @@ def test_the_first_load_reloads_systemd_once_after_enabling_the_ndp_unit() -> No
 
 def test_a_later_load_only_loads() -> None:
     node = _node()
-    node.ndp_enabled = True
+    node.units_ready = True
     assert node.unit_setup() == ""

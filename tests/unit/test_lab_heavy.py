@@ -60,34 +60,23 @@ def test_heavy_modules_overlap_no_other_vm_module(tmp_path: Path, dist: str) -> 
         assert not (apart("d", "a") and apart("d", "b")), spans
 
 
-@pytest.mark.parametrize(("source", "heavy"), [
-    ("pytestmark = pytest.mark.lab_heavy", True),
-    ("pytestmark = [pytest.mark.vm, pytest.mark.lab_heavy]", True),
-    ("pytestmark: list[pytest.MarkDecorator] = [pytest.mark.lab_heavy]", True),
-    ("pytestmark = pytest.mark.vm", False),
-    ("other = pytest.mark.lab_heavy", False),
-    ("def f():\n    pytestmark = pytest.mark.lab_heavy", False),
-    ("pytestmark = (", False),  # unparsable: left to the lock
+@pytest.mark.parametrize(("source", "heavy", "vm"), [
+    ("pytestmark = pytest.mark.lab_heavy", True, False),
+    ("pytestmark = [pytest.mark.vm, pytest.mark.lab_heavy]", True, True),
+    ("pytestmark: list[pytest.MarkDecorator] = [pytest.mark.lab_heavy]", True, False),
+    ("pytestmark = pytest.mark.vm", False, True),
+    ("other = pytest.mark.lab_heavy", False, False),
+    ("def f():\n    pytestmark = pytest.mark.lab_heavy", False, False),
+    ("@pytest.mark.vm\ndef test_x():\n    pass", False, True),
+    ("pytestmark = [pytest.mark.slow, pytest.mark.vm]", False, True),
+    ("vm = 1\ndef test_x():\n    assert vm", False, False),
+    ("pytestmark = (", False, True),  # unparsable: left to the lock, treated as booting VMs
 ])
-def test_the_controller_reads_the_marking_from_the_source(tmp_path: Path, source: str,
-                                                          heavy: bool) -> None:
+def test_the_controller_reads_the_markings_from_the_source(tmp_path: Path, source: str,
+                                                           heavy: bool, vm: bool) -> None:
     module = tmp_path / "test_m.py"
     module.write_text(f"import pytest\n{source}\n")
     assert marks_module_heavy(module) is heavy
-
-
-@pytest.mark.parametrize(("source", "vm"), [
-    ("pytestmark = pytest.mark.vm", True),
-    ("@pytest.mark.vm\ndef test_x():\n    pass", True),
-    ("pytestmark = [pytest.mark.slow, pytest.mark.vm]", True),
-    ("def test_x():\n    pass", False),
-    ("vm = 1\ndef test_x():\n    assert vm", False),
-    ("pytestmark = (", True),  # unparsable: treated as booting VMs
-])
-def test_the_controller_tells_modules_that_boot_no_vm(tmp_path: Path, source: str,
-                                                      vm: bool) -> None:
-    module = tmp_path / "test_m.py"
-    module.write_text(f"import pytest\n{source}\n")
     assert marks_module_vm(module) is vm
 
 
